@@ -1,0 +1,73 @@
+"""The training configuration: one frozen dataclass, checked when it is built."""
+
+import dataclasses
+import os
+from typing import Optional
+
+from dcgan_dist.errors import ConfigError
+
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """What to train and where to write it. Defaults are the article's."""
+
+    workdir: str
+    dataset: str = "mnist"
+    data_dir: Optional[str] = None       # folder of MNIST-format IDX files
+    tfds_data_dir: Optional[str] = None  # where tfds keeps prepared data (tfds default)
+    split: str = "train"                 # any tfds split spec, e.g. "train[:10%]"
+    epochs: int = 50
+    batch_size: int = 256                # global: summed over all replicas
+    max_steps: int = 0                   # stop at this global step; 0 = no limit
+    seed: int = 0
+    learning_rate: float = 1e-4
+    checkpoint_every_epochs: int = 5
+    keep_checkpoints: int = 5
+    steps_per_loop: int = 1              # steps per tf.function call
+    sync_batch_norm: Optional[bool] = None  # None: on when there are several replicas
+    precision: str = "fp32"
+    progress_bar: Optional[bool] = None  # None: when stdout is a terminal
+
+    def __post_init__(self):
+        checks = [
+            (self.epochs >= 0, f"--epochs={self.epochs} must be 0 or more."),
+            (self.batch_size >= 1, f"--batch_size={self.batch_size} must be at least 1."),
+            (self.max_steps >= 0, f"--max_steps={self.max_steps} must be 0 (no limit) or "
+                                  "more."),
+            (0 <= self.seed < 2**31, f"--seed={self.seed} must be in [0, 2**31)."),
+            (self.learning_rate > 0, f"--learning_rate={self.learning_rate} must be "
+                                     "positive."),
+            (self.checkpoint_every_epochs >= 1, "--checkpoint_every_epochs="
+             f"{self.checkpoint_every_epochs} must be at least 1."),
+            (self.keep_checkpoints >= 1, f"--keep_checkpoints={self.keep_checkpoints} "
+                                         "must be at least 1."),
+            (self.steps_per_loop >= 1, f"--steps_per_loop={self.steps_per_loop} must be "
+                                       "at least 1."),
+            (self.precision in PRECISIONS, f"--precision={self.precision} is unknown; use "
+                                           f"one of {', '.join(PRECISIONS)}."),
+            (bool(self.workdir), "--workdir must name a folder."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        if os.path.exists(self.workdir) and not os.path.isdir(self.workdir):
+            raise ConfigError(f"--workdir={self.workdir} is a file; name a folder (new or "
+                              "one a previous run wrote) instead.")
+        if self.data_dir is not None and not os.path.isdir(self.data_dir):
+            raise ConfigError(f"--data_dir={self.data_dir} is not a folder; name the folder "
+                              "that holds the MNIST-format IDX files.")
+
+    def check_replicas(self, num_replicas):
+        if self.batch_size % num_replicas:
+            raise ConfigError(
+                f"--batch_size={self.batch_size} does not divide across {num_replicas} "
+                f"replicas; use a multiple of {num_replicas}, e.g. "
+                f"{max(1, round(self.batch_size / num_replicas)) * num_replicas}.")
+
+    # Values that shape the training trajectory: a workdir resumes only with the same ones.
+    RESUME_KEYS = ("dataset", "split", "batch_size", "seed", "learning_rate", "precision")
+
+    def resume_fields(self):
+        return {key: getattr(self, key) for key in self.RESUME_KEYS}

@@ -1,0 +1,1 @@
+"""Data: MNIST-format IDX files, the tfds builder over them, dataset lookup, input pipeline."""

@@ -1,0 +1,57 @@
+"""A tensorflow-datasets builder over a folder of MNIST-format IDX files.
+
+It turns a local folder (Debian's /usr/share/datasets/fashion-mnist, or MNIST files copied
+from another machine) into a prepared tfds dataset with `train` and `test` splits, so local
+data goes through exactly the same `as_dataset` pipeline as a downloaded tfds dataset. The
+folder is the builder's manual_dir; tfds writes the prepared copy atomically under its
+data_dir, one config per folder content.
+"""
+
+import re
+
+import tensorflow_datasets as tfds
+
+from dcgan_dist.data import idx
+
+IMAGE_SHAPE_28 = (idx.IMAGE_SIZE, idx.IMAGE_SIZE, 1)
+
+
+class IdxImages(tfds.core.GeneratorBasedBuilder):
+    """28x28 grey images with labels 0..9 from MNIST-format IDX files."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "Put the four MNIST-format files in one folder and pass it with --data_dir: "
+        + ", ".join(idx.expected_file_names()) + " (raw or .gz).")
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=IMAGE_SHAPE_28),
+                "label": tfds.features.ClassLabel(num_classes=idx.NUM_CLASSES),
+            }),
+            supervised_keys=("image", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        # Read and check every file before tfds writes anything.
+        splits = {split: idx.read_split(dl_manager.manual_dir, split)
+                  for split in idx.SPLIT_PREFIXES}
+        return {split: self._generate_examples(*arrays) for split, arrays in splits.items()}
+
+    def _generate_examples(self, images, labels):
+        for i, (image, label) in enumerate(zip(images, labels)):
+            yield i, {"image": image, "label": label}
+
+
+def prepared_idx_builder(folder, name, tfds_data_dir=None):
+    """The IdxImages builder for `folder`, prepared (once per folder content)."""
+    config_name = re.sub(r"[^a-z0-9_]", "_", name.lower()) + "_" + idx.fingerprint(folder)
+    config = tfds.core.BuilderConfig(
+        name=config_name, description=f"MNIST-format IDX files from {folder}")
+    builder = IdxImages(config=config, data_dir=tfds_data_dir)
+    if not builder.is_prepared():
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=folder))
+    return builder

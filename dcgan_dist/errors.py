@@ -1,0 +1,24 @@
+"""Errors a user can act on.
+
+Library code raises these with a sentence that says what was wrong and what to do; the
+command-line entry points turn them into one line on stderr and a non-zero exit status
+instead of a traceback.
+"""
+
+
+class UserError(Exception):
+    """Base class: the message is meant for the person running the command."""
+
+    exit_code = 1
+
+
+class ConfigError(UserError, ValueError):
+    """A flag or configuration value is invalid (exit status 2, like a usage error)."""
+
+    exit_code = 2
+
+
+class DataError(UserError):
+    """The dataset cannot be found, read or used (exit status 3)."""
+
+    exit_code = 3

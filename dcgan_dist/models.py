@@ -1,0 +1,108 @@
+"""The article's generator and discriminator, ready for any replica count and precision.
+
+The layers, shapes and parameter counts are the article's (2,330,944 and 212,865). Three
+things differ, none of which changes what the networks compute on one device:
+- batch normalization can be synchronized across replicas, so its statistics are those of
+  the global batch;
+- dropout draws its mask for the global batch from a per-call seed (see `rng`), so that a
+  replica's mask does not depend on how many replicas share the batch;
+- the discriminator's last layer runs in float32, so its logits are float32 whatever the
+  compute precision (bf16/fp16 logits lose the resolution the BCE losses need).
+"""
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from dcgan_dist import rng
+
+NOISE_DIM = 100
+IMAGE_SHAPE = (28, 28, 1)
+
+
+@keras.saving.register_keras_serializable(package="dcgan_dist")
+class ShardInvariantDropout(layers.Layer):
+    """`keras.layers.Dropout` whose mask depends on the global row, not the replica.
+
+    The mask of row i of the global batch is the same whether that row is processed by
+    one replica or by replica i // b of many. The seed advances once per training call
+    and lives in a variable that `tf.train.Checkpoint` saves with the model (Keras'
+    own SeedGenerator state is not checkpointed), so a resumed run draws the same masks
+    as an uninterrupted one. Like Keras' seed state, it is not counted as a parameter.
+    """
+
+    def __init__(self, rate, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.seed = int(seed)
+
+    def build(self, input_shape):
+        # A plain tf.Variable: mirrored under a strategy, updated identically on every
+        # replica (aggregation NONE), saved by tf.train.Checkpoint, not a Keras weight.
+        self.seed_state = tf.Variable(
+            [self.seed, 0], dtype=tf.int64, trainable=False, name="seed_state",
+            aggregation=tf.VariableAggregation.NONE)
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0.0:
+            return inputs
+        seed = self.seed_state.read_value()
+        self.seed_state.assign_add(tf.constant([0, 1], tf.int64))
+        shape = tf.shape(inputs)
+        uniform = rng.uniform_rows(shape, seed, rng.replica_row_offset(shape[0]))
+        keep = tf.cast(uniform >= self.rate, inputs.dtype)
+        return inputs * keep / tf.cast(1.0 - self.rate, inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def _glorot(seed, layer_index):
+    # The article's (Keras') default initializer, seeded per layer: --seed fixes the
+    # initial weights without touching any global random state.
+    return keras.initializers.GlorotUniform(seed=seed * 100 + layer_index)
+
+
+def make_generator_model(sync_batch_norm=False, dtype=None, seed=0):
+    """Noise [N, 100] -> images [N, 28, 28, 1] in [-1, 1] (the article's generator)."""
+    def batch_norm():
+        return layers.BatchNormalization(synchronized=sync_batch_norm, dtype=dtype)
+
+    return keras.Sequential([
+        keras.Input((NOISE_DIM,)),
+        layers.Dense(7 * 7 * 256, use_bias=False, kernel_initializer=_glorot(seed, 0),
+                     dtype=dtype),
+        batch_norm(),
+        layers.LeakyReLU(dtype=dtype),
+        layers.Reshape((7, 7, 256), dtype=dtype),
+        layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False,
+                               kernel_initializer=_glorot(seed, 1), dtype=dtype),
+        batch_norm(),
+        layers.LeakyReLU(dtype=dtype),
+        layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False,
+                               kernel_initializer=_glorot(seed, 2), dtype=dtype),
+        batch_norm(),
+        layers.LeakyReLU(dtype=dtype),
+        layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False,
+                               activation="tanh", kernel_initializer=_glorot(seed, 3),
+                               dtype=dtype),
+    ], name="generator")
+
+
+def make_discriminator_model(seed=0, dtype=None):
+    """Images [N, 28, 28, 1] -> float32 logits [N, 1] (the article's discriminator)."""
+    return keras.Sequential([
+        keras.Input(IMAGE_SHAPE),
+        layers.Conv2D(64, 5, strides=2, padding="same",
+                      kernel_initializer=_glorot(seed, 10), dtype=dtype),
+        layers.LeakyReLU(dtype=dtype),
+        ShardInvariantDropout(0.3, seed=seed * 100 + 20, dtype=dtype),
+        layers.Conv2D(128, 5, strides=2, padding="same",
+                      kernel_initializer=_glorot(seed, 11), dtype=dtype),
+        layers.LeakyReLU(dtype=dtype),
+        ShardInvariantDropout(0.3, seed=seed * 100 + 21, dtype=dtype),
+        layers.Flatten(dtype=dtype),
+        layers.Dense(1, kernel_initializer=_glorot(seed, 12), dtype="float32"),
+    ], name="discriminator")

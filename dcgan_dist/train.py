@@ -1,0 +1,95 @@
+"""Train the article's DCGAN under a tf.distribute strategy.
+
+One device or all GPUs of this host:
+    python -m dcgan_dist.train --strategy=mirrored --dataset=fashion_mnist
+Several replicas on a machine without GPUs (logical CPU devices):
+    python -m dcgan_dist.train --strategy=mirrored --cpu_replicas=4
+Several hosts (TF_CONFIG set on each, see launch/):
+    python -m dcgan_dist.train --strategy=multi_worker --workdir=/shared/run
+A Cloud TPU:
+    python -m dcgan_dist.train --strategy=tpu --tpu=NAME --precision=bf16
+Then: tensorboard --logdir=WORKDIR
+
+Exit status: 0 done, 1 unexpected error, 2 bad flag or configuration, 3 bad or missing data.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING lines
+
+from absl import app, flags, logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("strategy", "mirrored",
+                  ["default", "one_device", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy.")
+flags.DEFINE_integer("cpu_replicas", 1, "Without GPUs: split the CPU into this many "
+                     "logical devices and mirror over them.")
+flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+flags.DEFINE_string("dataset", "mnist", "tfds dataset of 28x28x1 images "
+                    "(mnist, fashion_mnist, ...).")
+flags.DEFINE_string("data_dir", None, "Folder of MNIST-format IDX files to use instead of "
+                    "downloading (e.g. /usr/share/datasets/fashion-mnist).")
+flags.DEFINE_string("tfds_data_dir", None, "Where tensorflow-datasets keeps prepared data.")
+flags.DEFINE_string("split", "train", "tfds split to train on, e.g. train or train[:10%].")
+flags.DEFINE_string("workdir", "runs/dcgan", "Checkpoints, images, GIF and TensorBoard "
+                    "events; a run resumes from the latest checkpoint here.")
+flags.DEFINE_integer("epochs", 50, "Epochs to train (the article: 50).")
+flags.DEFINE_integer("batch_size", 256, "Global batch size, over all replicas.")
+flags.DEFINE_integer("max_steps", 0, "Stop at this global step (0: no limit).")
+flags.DEFINE_integer("seed", 0, "Seed of data order, noise, dropout and initial weights.")
+flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate of both networks.")
+flags.DEFINE_integer("checkpoint_every_epochs", 5, "Save a checkpoint every N epochs "
+                     "(and at the end).")
+flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints to keep.")
+flags.DEFINE_integer("steps_per_loop", 1, "Training steps per tf.function call.")
+flags.DEFINE_enum("sync_batch_norm", "auto", ["auto", "true", "false"],
+                  "Synchronize batch-norm statistics across replicas (auto: when there "
+                  "are several).")
+flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16"], "Compute precision.")
+flags.DEFINE_enum("progress_bar", "auto", ["auto", "true", "false"],
+                  "Progress bar within an epoch (auto: when stdout is a terminal).")
+
+_TRISTATE = {"auto": None, "true": True, "false": False}
+
+
+def _parse_flags(argv):
+    """absl's parser, but a bad flag exits with status 2 like any other usage error."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {e}\nSee --helpfull for the flags.", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's and tfds' INFO lines
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}; all options are --flags.",
+              file=sys.stderr)
+        sys.exit(2)
+    from dcgan_dist.config import TrainConfig
+    from dcgan_dist.errors import UserError
+    try:
+        config = TrainConfig(
+            workdir=FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+            tfds_data_dir=FLAGS.tfds_data_dir, split=FLAGS.split, epochs=FLAGS.epochs,
+            batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps, seed=FLAGS.seed,
+            learning_rate=FLAGS.learning_rate,
+            checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,
+            keep_checkpoints=FLAGS.keep_checkpoints, steps_per_loop=FLAGS.steps_per_loop,
+            sync_batch_norm=_TRISTATE[FLAGS.sync_batch_norm], precision=FLAGS.precision,
+            progress_bar=_TRISTATE[FLAGS.progress_bar])
+        # Only now import TensorFlow: a flag mistake is reported in a fraction of a second.
+        from dcgan_dist import strategies, train_lib
+        strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
+        config.check_replicas(strategy.num_replicas_in_sync)
+        train_lib.train(config, strategy)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=_parse_flags)

@@ -1,0 +1,286 @@
+"""The training loop: the one place that wires models, data, losses, summaries and
+checkpoints together.
+
+    state = create_state(config, strategy)      # models, optimizers, RNG, counters
+    train_steps = make_train_steps(...)         # tf.function: N steps on all replicas
+    train(config, strategy)                     # epochs, images, summaries, checkpoints
+
+Orbit's shape: the inner loop is a compiled `tf.range` loop over `strategy.run`; the outer
+Python loop owns progress, summaries, images and checkpoints.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dcgan_dist import images, losses, models, rng, strategies
+from dcgan_dist.config import PRECISIONS
+from dcgan_dist.data import pipeline, sources
+from dcgan_dist.errors import ConfigError, DataError
+
+NUM_GRID_IMAGES = 16
+METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Everything a checkpoint holds: what shapes the next step."""
+
+    generator: keras.Model
+    discriminator: keras.Model
+    generator_optimizer: keras.optimizers.Optimizer
+    discriminator_optimizer: keras.optimizers.Optimizer
+    noise_rng: tf.random.Generator  # one seed per step for the generator's noise
+    step: tf.Variable               # global steps trained
+    epoch: tf.Variable              # epochs completed
+
+    def checkpoint(self):
+        # Not dataclasses.asdict: that deep-copies the models.
+        return tf.train.Checkpoint(**{field.name: getattr(self, field.name)
+                                      for field in dataclasses.fields(self)})
+
+
+def create_state(config, strategy, sync_batch_norm):
+    """Models, optimizers and counters, created (and built) inside the strategy's scope."""
+    dtype = PRECISIONS[config.precision]
+    with strategy.scope():
+        generator = models.make_generator_model(sync_batch_norm=sync_batch_norm, dtype=dtype,
+                                                seed=config.seed)
+        discriminator = models.make_discriminator_model(seed=config.seed, dtype=dtype)
+        # Keras 3 creates optimizer slots lazily; under a strategy that must happen here,
+        # in the scope, not inside the first tf.function call.
+        optimizers = []
+        for model in (generator, discriminator):
+            optimizer = keras.optimizers.Adam(config.learning_rate)
+            optimizer.build(model.trainable_variables)
+            optimizers.append(optimizer)
+        return TrainState(
+            generator=generator, discriminator=discriminator,
+            generator_optimizer=optimizers[0], discriminator_optimizer=optimizers[1],
+            noise_rng=tf.random.Generator.from_seed(config.seed, alg="philox"),
+            step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
+            epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"))
+
+
+def make_train_steps(state, strategy, global_batch_size):
+    """A tf.function `train_steps(iterator, num_steps)` returning mean metrics."""
+    generator, discriminator = state.generator, state.discriminator
+
+    def replica_step(real_images, noise_seed):
+        batch = tf.shape(real_images)[0]
+        # This replica's rows of the global batch's noise: the same numbers whatever the
+        # replica count (see rng.py).
+        noise = rng.normal_rows([batch, models.NOISE_DIM], noise_seed,
+                                rng.replica_row_offset(batch))
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            fake_images = generator(noise, training=True)
+            real_logits = discriminator(real_images, training=True)
+            fake_logits = discriminator(fake_images, training=True)
+            gen_loss = losses.generator_loss(fake_logits, global_batch_size)
+            disc_loss = losses.discriminator_loss(real_logits, fake_logits,
+                                                  global_batch_size)
+        gen_grads = gen_tape.gradient(gen_loss, generator.trainable_variables)
+        disc_grads = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
+        # apply_gradients in replica context sums the gradients over replicas.
+        state.generator_optimizer.apply_gradients(
+            zip(gen_grads, generator.trainable_variables))
+        state.discriminator_optimizer.apply_gradients(
+            zip(disc_grads, discriminator.trainable_variables))
+        # Each value is this replica's share of a global-batch mean: summing the replicas
+        # gives the mean.
+        return {"g_loss": gen_loss, "d_loss": disc_loss,
+                "d_real": tf.reduce_sum(tf.sigmoid(real_logits)) / global_batch_size,
+                "d_fake": tf.reduce_sum(tf.sigmoid(fake_logits)) / global_batch_size}
+
+    @tf.function
+    def train_steps(iterator, num_steps):
+        totals = {name: tf.constant(0.0) for name in METRICS}
+        for _ in tf.range(num_steps):
+            noise_seed = state.noise_rng.make_seeds(1)[:, 0]
+            per_replica = strategy.run(replica_step, args=(next(iterator), noise_seed))
+            # Rebuilt, not updated in place: autograph tracks loop variables by name.
+            totals = {name: totals[name] + strategy.reduce(
+                tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
+                for name in METRICS}
+            state.step.assign_add(1)
+        return {name: total / tf.cast(num_steps, tf.float32)
+                for name, total in totals.items()}
+
+    return train_steps
+
+
+def _check_workdir_config(config):
+    """Refuses to resume a workdir with flags that would change the trajectory."""
+    path = os.path.join(config.workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} is unreadable ({e}); restore it or use a new "
+                          "--workdir.") from None
+    wanted = config.resume_fields()
+    diffs = [f"--{k}={saved[k]} (this run: {wanted[k]})" for k in wanted
+             if k in saved and saved[k] != wanted[k]]
+    if diffs:
+        raise ConfigError(f"--workdir={config.workdir} was trained with " + ", ".join(diffs)
+                          + "; resume with the same flags or use a new --workdir.")
+
+
+def _write_workdir_config(config):
+    path = os.path.join(config.workdir, CONFIG_FILE)
+    if os.path.exists(path):
+        return
+    try:
+        os.makedirs(config.workdir, exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump(config.resume_fields(), f, indent=2)
+        os.replace(path + ".tmp", path)  # atomic: never a half-written config
+    except OSError as e:
+        raise ConfigError(f"--workdir={config.workdir} cannot be written ({e}); choose a "
+                          "folder you can write to.") from None
+
+
+def _checkpoint_manager(checkpoint, workdir, strategy, keep):
+    """TensorFlow's multi-worker rule: every worker saves (the save is collective), but
+    only the chief's files are kept; the others write to a folder removed afterwards."""
+    if strategies.is_chief(strategy):
+        directory = os.path.join(workdir, "checkpoints")
+    else:
+        task_type, task_id = strategies.task_info(strategy)
+        directory = os.path.join(workdir, "tmp_checkpoints", f"{task_type}_{task_id}")
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep,
+                                      checkpoint_name="ckpt")
+
+
+def _save(manager, step, chief):
+    manager.save(checkpoint_number=step)
+    if not chief:
+        shutil.rmtree(manager.directory, ignore_errors=True)
+
+
+def _restore(checkpoint, workdir):
+    """Restores the latest checkpoint of `workdir` (the chief's), if there is one."""
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if latest is None:
+        return None
+    try:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise ConfigError(f"Checkpoint {latest} does not fit this model configuration "
+                          f"({str(e).splitlines()[0][:300]}); resume with the flags it "
+                          "was written with or use a new --workdir.") from None
+    return latest
+
+
+def _format_line(epoch, epochs, step, seconds, images_per_sec, metrics):
+    values = " | ".join(f"{name}: {metrics[name]:.4f}" for name in METRICS)
+    return (f"train | epoch: {epoch}/{epochs} | step: {step} | time: {seconds:.1f} s | "
+            f"images/sec: {images_per_sec:.1f} | {values}")
+
+
+def train(config, strategy):
+    """Trains the article's DCGAN under `strategy`; returns the last epoch's metrics.
+
+    Resumes from the latest checkpoint in `config.workdir` when there is one.
+    """
+    chief = strategies.is_chief(strategy)
+    num_replicas = strategy.num_replicas_in_sync
+    config.check_replicas(num_replicas)
+    sync_batch_norm = (num_replicas > 1 if config.sync_batch_norm is None
+                       else config.sync_batch_norm)
+
+    _check_workdir_config(config)
+    builder = sources.load_builder(config.dataset, config.data_dir, config.tfds_data_dir)
+    try:
+        images_fn, num_examples = pipeline.tfds_images(builder, config.split)
+    except (ValueError, KeyError, AssertionError) as e:
+        raise ConfigError(f"--split={config.split} is not a split of '{config.dataset}' "
+                          f"({e}); use e.g. train or train[:10%].") from None
+    per_epoch = pipeline.steps_per_epoch(num_examples, config.batch_size)
+    if per_epoch < 1:
+        raise DataError(f"--split={config.split} holds {num_examples} images, fewer than "
+                        f"one batch of --batch_size={config.batch_size}.")
+    total_steps = config.epochs * per_epoch
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+
+    if chief:
+        _write_workdir_config(config)
+    state = create_state(config, strategy, sync_batch_norm)
+    checkpoint = state.checkpoint()
+    manager = _checkpoint_manager(checkpoint, config.workdir, strategy,
+                                  config.keep_checkpoints)
+    restored = _restore(checkpoint, config.workdir)
+    start_step = int(state.step.numpy())
+    print(f"train | dataset: {builder.info.full_name} {config.split} ({num_examples} "
+          f"images) | replicas: {num_replicas} | global batch: {config.batch_size} | "
+          f"steps/epoch: {per_epoch} | precision: {config.precision} | sync batch norm: "
+          f"{sync_batch_norm}" + (f" | resumed from {restored} at step {start_step}"
+                                  if restored else ""), flush=True)
+
+    dtype = tf.bfloat16 if config.precision == "bf16" else tf.float32
+    dataset = strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
+        images_fn, num_examples, config.batch_size, config.seed, start_step, dtype))
+    iterator = iter(dataset)
+    train_steps = make_train_steps(state, strategy, config.batch_size)
+    grid_noise = rng.normal_rows([NUM_GRID_IMAGES, models.NOISE_DIM], [config.seed, 1])
+    writer = (tf.summary.create_file_writer(os.path.join(config.workdir, "train"))
+              if chief else tf.summary.create_noop_writer())
+    show_progress = (sys.stdout.isatty() if config.progress_bar is None
+                     else config.progress_bar)
+
+    step, saved_step, epoch_metrics = start_step, start_step, None
+    while step < total_steps:
+        epoch = step // per_epoch + 1
+        epoch_end = min(epoch * per_epoch, total_steps)
+        progress = (keras.utils.Progbar(per_epoch, stateful_metrics=METRICS)
+                    if show_progress else None)
+        sums, steps_run, started = dict.fromkeys(METRICS, 0.0), 0, time.perf_counter()
+        while step < epoch_end:
+            num_steps = min(config.steps_per_loop, epoch_end - step)
+            metrics = {k: float(v) for k, v in  # float(): waits for the device
+                       train_steps(iterator, tf.constant(num_steps)).items()}
+            step += num_steps
+            steps_run += num_steps
+            for name in METRICS:
+                sums[name] += metrics[name] * num_steps
+            with writer.as_default(step=step):
+                for name, value in metrics.items():
+                    tf.summary.scalar(name, value)
+            if progress:
+                progress.update(step - (epoch - 1) * per_epoch, list(metrics.items()))
+        seconds = time.perf_counter() - started
+        images_per_sec = steps_run * config.batch_size / seconds
+        epoch_metrics = {name: total / steps_run for name, total in sums.items()}
+        with writer.as_default(step=step):
+            tf.summary.scalar("epoch_time_sec", seconds)
+            tf.summary.scalar("images_per_sec", images_per_sec)
+        if step == epoch * per_epoch:  # a whole epoch: the article's per-epoch outputs
+            state.epoch.assign(epoch)
+            samples = state.generator(grid_noise, training=False)
+            if chief:
+                _, picture = images.save_grid(samples, config.workdir, epoch)
+                with writer.as_default(step=step):
+                    tf.summary.image("samples", picture[None, :, :, None])
+            if epoch % config.checkpoint_every_epochs == 0:
+                _save(manager, step, chief)
+                saved_step = step
+        print(_format_line(epoch, config.epochs, step, seconds, images_per_sec,
+                           epoch_metrics), flush=True)
+        writer.flush()
+    if step != saved_step or (restored is None and step == 0):
+        _save(manager, step, chief)
+    if chief:
+        images.save_gif(config.workdir)
+    writer.close()
+    return epoch_metrics

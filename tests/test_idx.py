@@ -1,0 +1,139 @@
+"""The IDX reader and the tfds builder over it, on Debian's real Fashion-MNIST files."""
+
+import collections
+import gzip
+import hashlib
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from dcgan_dist.data import idx, idx_builder
+
+
+def test_reads_real_fashion_mnist(fashion_dir):
+    images, labels = idx.read_split(fashion_dir, "train")
+    assert images.shape == (60000, 28, 28, 1) and images.dtype == np.uint8
+    assert labels.shape == (60000,) and labels.dtype == np.int64
+    # Fashion-MNIST's published facts: 6,000 training images per class, the first is an
+    # ankle boot (9), pixel values span 0..255.
+    assert np.bincount(labels).tolist() == [6000] * 10
+    assert labels[0] == 9 and images.min() == 0 and images.max() == 255
+    test_images, test_labels = idx.read_split(fashion_dir, "test")
+    assert test_images.shape == (10000, 28, 28, 1)
+    assert np.bincount(test_labels).tolist() == [1000] * 10
+
+
+def test_builder_gives_the_same_examples_as_the_files(fashion_builder, fashion_dir):
+    info = fashion_builder.info
+    assert info.splits["train"].num_examples == 60000
+    assert info.splits["test"].num_examples == 10000
+    assert info.features["image"].shape == (28, 28, 1)
+    assert info.features["label"].num_classes == 10
+    for split in ("train", "test"):
+        images, labels = idx.read_split(fashion_dir, split)
+        from_files = collections.Counter(
+            hashlib.sha1(im.tobytes() + bytes([lb])).hexdigest()
+            for im, lb in zip(images, labels))
+        from_tfds = collections.Counter()
+        for example in tfds.as_numpy(fashion_builder.as_dataset(split=split)):
+            assert example["image"].shape == (28, 28, 1)
+            assert example["image"].dtype == np.uint8
+            from_tfds[hashlib.sha1(example["image"].tobytes()
+                                   + bytes([example["label"]])).hexdigest()] += 1
+        # tfds shuffles when it writes; the multiset of (image, label) must be identical.
+        assert from_tfds == from_files
+
+
+def test_raw_and_gzip_files_read_alike(fashion_dir, tmp_path):
+    for name in idx.expected_file_names():
+        with gzip.open(os.path.join(fashion_dir, name)) as f:
+            (tmp_path / name[:-3]).write_bytes(f.read())
+    raw_images, raw_labels = idx.read_split(str(tmp_path), "test")
+    gz_images, gz_labels = idx.read_split(fashion_dir, "test")
+    np.testing.assert_array_equal(raw_images, gz_images)
+    np.testing.assert_array_equal(raw_labels, gz_labels)
+
+
+def _idx_bytes(array):
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">i4").tobytes()
+    return header + array.astype(np.uint8).tobytes()
+
+
+def _write_folder(path, images, labels, test_images=None, test_labels=None):
+    path.mkdir(exist_ok=True)
+    parts = {"train-images-idx3-ubyte": images, "train-labels-idx1-ubyte": labels,
+             "t10k-images-idx3-ubyte": images if test_images is None else test_images,
+             "t10k-labels-idx1-ubyte": labels if test_labels is None else test_labels}
+    for name, array in parts.items():
+        data = array if isinstance(array, bytes) else _idx_bytes(array)
+        (path / name).write_bytes(data)
+    return str(path)
+
+
+GOOD_IMAGES = np.arange(5 * 28 * 28).reshape(5, 28, 28) % 256
+GOOD_LABELS = np.array([0, 1, 2, 3, 9])
+
+
+@pytest.mark.parametrize("images, labels, message", [
+    (b"\x00\x00\x09\x03" + _idx_bytes(GOOD_IMAGES)[4:], GOOD_LABELS, "magic number"),
+    (b"PK\x03\x04" + _idx_bytes(GOOD_IMAGES)[4:], GOOD_LABELS, "not an IDX file"),
+    (_idx_bytes(GOOD_IMAGES)[:-100], GOOD_LABELS, "is truncated"),
+    (_idx_bytes(GOOD_IMAGES)[:10], GOOD_LABELS, "truncated inside its header"),
+    (b"\x00\x00", GOOD_LABELS, "shorter than the 4-byte IDX header"),
+    (_idx_bytes(GOOD_IMAGES) + b"\x00" * 7, GOOD_LABELS, "longer than its header says"),
+    (np.zeros((5, 32, 32)), GOOD_LABELS, "need"),                   # wrong image size
+    (np.zeros((5, 28 * 28)), GOOD_LABELS, "images of shape"),       # wrong rank
+    (GOOD_IMAGES, GOOD_LABELS[:4], "must match"),                   # counts differ
+    (GOOD_IMAGES, np.array([0, 1, 2, 3, 12]), "labels are 0..9"),   # label out of range
+    (GOOD_IMAGES, GOOD_LABELS.reshape(5, 1), "one label per image"),
+    (np.zeros((0, 28, 28)), np.zeros((0,)), "holds no images"),
+])
+def test_malformed_files_are_refused_with_a_reason(tmp_path, images, labels, message):
+    folder = _write_folder(tmp_path / "data", images, labels)
+    with pytest.raises(idx.IdxFormatError, match=message):
+        idx.read_split(folder, "train")
+
+
+def test_damaged_gzip_is_refused(tmp_path, fashion_dir):
+    folder = tmp_path / "data"
+    shutil.copytree(fashion_dir, folder)
+    path = folder / "train-labels-idx1-ubyte.gz"
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(idx.IdxFormatError, match="damaged gzip"):
+        idx.read_split(str(folder), "train")
+
+
+def test_empty_and_missing_folders_name_the_expected_files(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(idx.IdxFormatError, match="train-images-idx3-ubyte.gz"):
+        idx.read_split(str(tmp_path / "empty"), "train")
+    with pytest.raises(idx.IdxFormatError, match="is not a folder"):
+        idx.read_split(str(tmp_path / "nowhere"), "train")
+
+
+def test_builder_refuses_a_bad_folder_before_writing(tmp_path):
+    folder = _write_folder(tmp_path / "data", GOOD_IMAGES, GOOD_LABELS,
+                           test_images=np.zeros((5, 32, 32)))
+    tfds_dir = tmp_path / "tfds"
+    with pytest.raises(idx.IdxFormatError, match="t10k-images"):
+        idx_builder.prepared_idx_builder(folder, "tiny", str(tfds_dir))
+    # Nothing prepared was left behind to be mistaken for a dataset later.
+    prepared = [p for p in tfds_dir.rglob("dataset_info.json")]
+    assert prepared == []
+
+
+def test_builder_prepares_a_small_folder_and_reuses_it(tmp_path):
+    folder = _write_folder(tmp_path / "data", GOOD_IMAGES, GOOD_LABELS)
+    builder = idx_builder.prepared_idx_builder(folder, "tiny", str(tmp_path / "tfds"))
+    labels = sorted(int(ex["label"]) for ex in tfds.as_numpy(builder.as_dataset("train")))
+    assert labels == [0, 1, 2, 3, 9]
+    again = idx_builder.prepared_idx_builder(folder, "tiny", str(tmp_path / "tfds"))
+    assert again.data_dir == builder.data_dir
+    # Other content in the same folder is a different dataset, prepared anew.
+    _write_folder(tmp_path / "data", GOOD_IMAGES[::-1], GOOD_LABELS[::-1])
+    changed = idx_builder.prepared_idx_builder(folder, "tiny", str(tmp_path / "tfds"))
+    assert changed.data_dir != builder.data_dir

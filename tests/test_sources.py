@@ -1,0 +1,49 @@
+"""Finding data offline: local folders first, fail fast with the ways to get it."""
+
+import time
+
+import pytest
+
+from dcgan_dist.data import idx, sources
+from dcgan_dist.errors import DataError
+
+
+def test_fashion_mnist_is_found_in_the_debian_folder(fashion_dir, tfds_dir):
+    builder = sources.load_builder("fashion_mnist", tfds_data_dir=tfds_dir)
+    assert builder.name == "idx_images"
+    assert builder.info.splits["train"].num_examples == 60000
+
+
+def test_data_dir_goes_through_the_idx_builder(fashion_dir, tfds_dir):
+    builder = sources.load_builder("fashion_mnist", data_dir=fashion_dir,
+                                   tfds_data_dir=tfds_dir)
+    assert builder.name == "idx_images"
+    assert builder.info.splits["test"].num_examples == 10000
+
+
+def test_bad_data_dir_is_a_data_error(tmp_path, tfds_dir):
+    with pytest.raises(DataError, match="has no train images file"):
+        sources.load_builder("mnist", data_dir=str(tmp_path), tfds_data_dir=tfds_dir)
+    assert issubclass(idx.IdxFormatError, DataError)
+
+
+def test_unknown_and_wrongly_shaped_datasets_are_refused(tmp_path):
+    with pytest.raises(DataError, match="not a tensorflow-datasets dataset"):
+        sources.load_builder("no_such_dataset", tfds_data_dir=str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(DataError, match=r"shape \(32, 32, 3\).*28x28x1"):
+        sources.load_builder("cifar10", tfds_data_dir=str(tmp_path))
+    assert time.monotonic() - started < 10  # refused from its metadata, nothing fetched
+
+
+@pytest.mark.skipif(sources.network_reachable(sources.DOWNLOAD_HOSTS["mnist"]),
+                    reason="this machine can download MNIST")
+def test_offline_mnist_fails_fast_naming_every_way_to_get_it(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(DataError) as error:
+        sources.load_builder("mnist", tfds_data_dir=str(tmp_path))
+    assert time.monotonic() - started < 15  # not tfds' minutes of retries
+    message = str(error.value)
+    assert "internet access" in message
+    assert "--data_dir" in message
+    assert "apt-get install dataset-fashion-mnist" in message
