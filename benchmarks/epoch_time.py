@@ -1,0 +1,130 @@
+"""Times the package's training step against the article's, in one process, alternating.
+
+    python benchmarks/epoch_time.py                    # the package's defaults, batch 256
+    python benchmarks/epoch_time.py --precision=bf16 --cpu_replicas=2
+    python benchmarks/epoch_time.py --quick            # under a minute, for a smoke check
+
+Both loops train on the same real images (Fashion-MNIST through the package's data
+lookup) at the same global batch. Each round times `--steps` steps of the article's
+`train_step` (benchmarks/article.py) and then `--steps` steps of the package's loop;
+tracing and compilation are excluded by a warm-up of both. Reports the median images/s
+of each, their ratio, the projected seconds per 60,000-image epoch (the article quotes
+~600 s on its laptop), the process's peak memory, and writes the same as JSON.
+"""
+
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from absl import app, flags, logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("batch_size", 256, "Global batch size of both loops.")
+flags.DEFINE_integer("cpu_replicas", 1, "Replicas of the package's loop (logical CPUs).")
+flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16"], "The package's precision.")
+flags.DEFINE_integer("steps_per_loop", 1, "The package's steps per tf.function call.")
+flags.DEFINE_integer("steps", 20, "Timed steps per loop per round.")
+flags.DEFINE_integer("rounds", 3, "Alternating rounds (article, package).")
+flags.DEFINE_integer("warmup_steps", 3, "Untimed steps of each loop first.")
+flags.DEFINE_bool("quick", False, "A smoke run: 2 rounds of 5 steps.")
+flags.DEFINE_string("dataset", "fashion_mnist", "Dataset whose training images are used.")
+flags.DEFINE_string("tfds_data_dir", None, "tfds data_dir.")
+flags.DEFINE_string("json_out", "runs/epoch_time.json", "Where to write the results.")
+
+ARTICLE_EPOCH_SECONDS = 600  # "each epoch takes approximately 10 minutes"
+EPOCH_IMAGES = 60000
+
+
+def _timed(run_steps, steps):
+    started = time.perf_counter()
+    run_steps(steps)
+    return steps * FLAGS.batch_size / (time.perf_counter() - started)
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    import article
+    from dcgan_dist import strategies, train_lib
+    from dcgan_dist.config import TrainConfig
+    from dcgan_dist.data import pipeline, sources
+
+    steps, rounds = (5, 2) if FLAGS.quick else (FLAGS.steps, FLAGS.rounds)
+    strategy = strategies.make_strategy("mirrored", FLAGS.cpu_replicas)
+    builder = sources.load_builder(FLAGS.dataset, tfds_data_dir=FLAGS.tfds_data_dir)
+    images_fn, count = pipeline.tfds_images(builder, "train")
+
+    # The article's loop, fed as the article feeds it.
+    train_images = np.stack([ex for ex in tfds.as_numpy(images_fn())]).astype("float32")
+    train_images = (train_images - 127.5) / 127.5
+    article_batches = iter(tf.data.Dataset.from_tensor_slices(train_images)
+                           .shuffle(len(train_images)).batch(FLAGS.batch_size,
+                                                             drop_remainder=True).repeat())
+    article_step, article_generator = article.make_article_train_step(FLAGS.batch_size)
+
+    def run_article(n):
+        for _ in range(n):
+            article_step(next(article_batches))
+        article_generator.trainable_variables[0].numpy()  # waits for the last update
+
+    # The package's loop, exactly as train_lib runs it.
+    config = TrainConfig(workdir="unused", batch_size=FLAGS.batch_size,
+                         precision=FLAGS.precision)
+    config.check_replicas(strategy.num_replicas_in_sync)
+    state = train_lib.create_state(config, strategy,
+                                   sync_batch_norm=strategy.num_replicas_in_sync > 1)
+    dtype = tf.bfloat16 if FLAGS.precision == "bf16" else tf.float32
+    iterator = iter(strategy.distribute_datasets_from_function(
+        pipeline.make_dataset_fn(images_fn, count, FLAGS.batch_size, 0, dtype=dtype)))
+    train_steps = train_lib.make_train_steps(state, strategy, FLAGS.batch_size)
+
+    def run_package(n):
+        for _ in range(n // FLAGS.steps_per_loop):
+            metrics = train_steps(iterator, tf.constant(FLAGS.steps_per_loop))
+        float(metrics["g_loss"])  # waits for the device
+
+    run_article(FLAGS.warmup_steps)
+    run_package(max(FLAGS.warmup_steps, FLAGS.steps_per_loop))
+    article_ips, package_ips = [], []
+    for r in range(rounds):
+        article_ips.append(_timed(run_article, steps))
+        package_ips.append(_timed(run_package, steps))
+        print(f"round {r + 1}/{rounds} | article: {article_ips[-1]:.1f} images/s | "
+              f"package: {package_ips[-1]:.1f} images/s", flush=True)
+
+    article_median = statistics.median(article_ips)
+    package_median = statistics.median(package_ips)
+    result = {
+        "batch_size": FLAGS.batch_size, "cpu_replicas": FLAGS.cpu_replicas,
+        "precision": FLAGS.precision, "steps_per_loop": FLAGS.steps_per_loop,
+        "steps_per_round": steps, "rounds": rounds,
+        "article_images_per_sec": round(article_median, 1),
+        "package_images_per_sec": round(package_median, 1),
+        "speedup": round(package_median / article_median, 3),
+        "article_epoch_sec": round(EPOCH_IMAGES / article_median, 1),
+        "package_epoch_sec": round(EPOCH_IMAGES / package_median, 1),
+        "article_quoted_epoch_sec": ARTICLE_EPOCH_SECONDS,
+        "speedup_vs_quoted_epoch": round(ARTICLE_EPOCH_SECONDS
+                                         / (EPOCH_IMAGES / package_median), 2),
+        "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "device": "cpu" if not tf.config.list_physical_devices("GPU") else "gpu",
+    }
+    print(json.dumps(result, indent=2))
+    if FLAGS.json_out:
+        os.makedirs(os.path.dirname(FLAGS.json_out) or ".", exist_ok=True)
+        with open(FLAGS.json_out, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
