@@ -166,6 +166,10 @@ def _save(manager, step, chief):
     manager.save(checkpoint_number=step)
     if not chief:
         shutil.rmtree(manager.directory, ignore_errors=True)
+        try:  # tmp_checkpoints/ itself, once the last worker's folder is gone
+            os.rmdir(os.path.dirname(manager.directory))
+        except OSError:
+            pass
 
 
 def _restore(checkpoint, workdir):
@@ -188,6 +192,28 @@ def _format_line(epoch, epochs, step, seconds, images_per_sec, metrics):
             f"images/sec: {images_per_sec:.1f} | {values}")
 
 
+def _load_images(config):
+    """(tfds builder, function returning the split's uint8 images, their number)."""
+    builder = sources.load_builder(config.dataset, config.data_dir, config.tfds_data_dir)
+    try:
+        images_fn, num_examples = pipeline.tfds_images(builder, config.split)
+    except (ValueError, KeyError, AssertionError) as e:
+        raise ConfigError(f"--split={config.split} is not a split of '{config.dataset}' "
+                          f"({e}); use e.g. train or train[:10%].") from None
+    if num_examples < config.batch_size:
+        raise DataError(f"--split={config.split} holds {num_examples} images, fewer than "
+                        f"one batch of --batch_size={config.batch_size}.")
+    return builder, images_fn, num_examples
+
+
+def _write_epoch_outputs(state, grid_noise, workdir, writer, epoch, step):
+    """The article's per-epoch image grid, on disk and in TensorBoard (chief only)."""
+    samples = state.generator(grid_noise, training=False)
+    _, picture = images.save_grid(samples, workdir, epoch)
+    with writer.as_default(step=step):
+        tf.summary.image("samples", picture[None, :, :, None])
+
+
 def train(config, strategy):
     """Trains the article's DCGAN under `strategy`; returns the last epoch's metrics.
 
@@ -200,16 +226,8 @@ def train(config, strategy):
                        else config.sync_batch_norm)
 
     _check_workdir_config(config)
-    builder = sources.load_builder(config.dataset, config.data_dir, config.tfds_data_dir)
-    try:
-        images_fn, num_examples = pipeline.tfds_images(builder, config.split)
-    except (ValueError, KeyError, AssertionError) as e:
-        raise ConfigError(f"--split={config.split} is not a split of '{config.dataset}' "
-                          f"({e}); use e.g. train or train[:10%].") from None
+    builder, images_fn, num_examples = _load_images(config)
     per_epoch = pipeline.steps_per_epoch(num_examples, config.batch_size)
-    if per_epoch < 1:
-        raise DataError(f"--split={config.split} holds {num_examples} images, fewer than "
-                        f"one batch of --batch_size={config.batch_size}.")
     total_steps = config.epochs * per_epoch
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
@@ -267,11 +285,8 @@ def train(config, strategy):
             tf.summary.scalar("images_per_sec", images_per_sec)
         if step == epoch * per_epoch:  # a whole epoch: the article's per-epoch outputs
             state.epoch.assign(epoch)
-            samples = state.generator(grid_noise, training=False)
             if chief:
-                _, picture = images.save_grid(samples, config.workdir, epoch)
-                with writer.as_default(step=step):
-                    tf.summary.image("samples", picture[None, :, :, None])
+                _write_epoch_outputs(state, grid_noise, config.workdir, writer, epoch, step)
             if epoch % config.checkpoint_every_epochs == 0:
                 _save(manager, step, chief)
                 saved_step = step
