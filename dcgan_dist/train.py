@@ -10,7 +10,8 @@ A Cloud TPU:
     python -m dcgan_dist.train --strategy=tpu --tpu=NAME --precision=bf16
 Then: tensorboard --logdir=WORKDIR
 
-Exit status: 0 done, 1 unexpected error, 2 bad flag or configuration, 3 bad or missing data.
+Exit status: 0 done, 1 unexpected error, 2 bad flag or configuration, 3 bad or missing
+data, 4 a worker of a multi-worker job was lost (restart the job to resume).
 """
 
 import os
@@ -63,32 +64,47 @@ def _parse_flags(argv):
         sys.exit(2)
 
 
+def _fail(message, status):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def _config_from_flags():
+    from dcgan_dist.config import TrainConfig
+    return TrainConfig(
+        workdir=FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+        tfds_data_dir=FLAGS.tfds_data_dir, split=FLAGS.split, epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps, seed=FLAGS.seed,
+        learning_rate=FLAGS.learning_rate,
+        checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,
+        keep_checkpoints=FLAGS.keep_checkpoints, steps_per_loop=FLAGS.steps_per_loop,
+        sync_batch_norm=_TRISTATE[FLAGS.sync_batch_norm], precision=FLAGS.precision,
+        progress_bar=_TRISTATE[FLAGS.progress_bar])
+
+
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's and tfds' INFO lines
     if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; all options are --flags.",
-              file=sys.stderr)
-        sys.exit(2)
-    from dcgan_dist.config import TrainConfig
+        _fail(f"unexpected arguments {argv[1:]}; all options are --flags.", 2)
     from dcgan_dist.errors import UserError
     try:
-        config = TrainConfig(
-            workdir=FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-            tfds_data_dir=FLAGS.tfds_data_dir, split=FLAGS.split, epochs=FLAGS.epochs,
-            batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps, seed=FLAGS.seed,
-            learning_rate=FLAGS.learning_rate,
-            checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,
-            keep_checkpoints=FLAGS.keep_checkpoints, steps_per_loop=FLAGS.steps_per_loop,
-            sync_batch_norm=_TRISTATE[FLAGS.sync_batch_norm], precision=FLAGS.precision,
-            progress_bar=_TRISTATE[FLAGS.progress_bar])
-        # Only now import TensorFlow: a flag mistake is reported in a fraction of a second.
-        from dcgan_dist import strategies, train_lib
+        config = _config_from_flags()
+    except UserError as e:  # reported before TensorFlow is even imported
+        _fail(e, e.exit_code)
+
+    import tensorflow as tf
+    from dcgan_dist import strategies, train_lib
+    try:
         strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
         config.check_replicas(strategy.num_replicas_in_sync)
         train_lib.train(config, strategy)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
+        _fail(e, e.exit_code)
+    except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:
+        # What collectives raise when a peer worker dies or the coordination service
+        # loses it: the job cannot go on with fewer workers.
+        _fail(f"a worker of this job was lost ({str(e).splitlines()[0][:300]}); restart "
+              "the whole job with the same flags, it resumes from the last checkpoint.", 4)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Python loop owns progress, summaries, images and checkpoints.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -186,6 +187,18 @@ def _restore(checkpoint, workdir):
     return latest
 
 
+def weights_fingerprint(state):
+    """A short hash of both networks' weights (batch-norm statistics included).
+
+    Every replica and every worker must hold the same weights; each worker prints this
+    at the end so that can be checked from the logs alone.
+    """
+    digest = hashlib.sha256()
+    for variable in state.generator.weights + state.discriminator.weights:
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _format_line(epoch, epochs, step, seconds, images_per_sec, metrics):
     values = " | ".join(f"{name}: {metrics[name]:.4f}" for name in METRICS)
     return (f"train | epoch: {epoch}/{epochs} | step: {step} | time: {seconds:.1f} s | "
@@ -298,4 +311,6 @@ def train(config, strategy):
     if chief:
         images.save_gif(config.workdir)
     writer.close()
+    print(f"train | done | step: {step} | weights: {weights_fingerprint(state)}",
+          flush=True)
     return epoch_metrics

@@ -4,9 +4,11 @@
         --strategy=multi_worker --dataset=fashion_mnist --workdir=runs/mw
 
 Everything after `--` goes to every worker's `python -m dcgan_dist.train`. Each worker
-gets its own TF_CONFIG (cluster of 127.0.0.1 ports, its task index) and its own log file;
-worker 0 is the chief. If one worker fails, the others are stopped and the launcher exits
-with that worker's status, so a dead peer never leaves the rest hanging in a collective.
+gets its own TF_CONFIG (cluster of 127.0.0.1 ports, its task index), its own log file
+and a pid file (LOG_DIR/worker_<i>.log, worker_<i>.pid); worker 0 is the chief. If one
+worker fails, the others are stopped and the launcher exits with that worker's status,
+so a dead peer never leaves the rest hanging in a collective. Rerunning the same command
+resumes from the last checkpoint in the workdir.
 """
 
 import argparse
@@ -62,19 +64,25 @@ def launch(num_workers, train_args, log_dir, module="dcgan_dist.train"):
         processes.append(subprocess.Popen([sys.executable, "-m", module, *train_args],
                                           stdout=log, stderr=subprocess.STDOUT, env=env))
         logs.append(log)
+        # For an operator (or a fault-injection test) who needs to signal one worker.
+        with open(os.path.join(log_dir, f"worker_{index}.pid"), "w") as f:
+            f.write(f"{processes[-1].pid}\n")
     status = 0
     try:
-        while any(p.poll() is None for p in processes):
-            failed = [(i, p.returncode) for i, p in enumerate(processes)
-                      if p.returncode not in (None, 0)]
+        while True:
+            codes = [p.poll() for p in processes]
+            failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]
             if failed:
-                index, status = failed[0]
-                print(f"launch | worker {index} exited with status {status}; stopping the "
-                      f"others (logs in {log_dir})", file=sys.stderr)
+                # Several can have ended between two polls: name them all.
+                print("launch | " + ", ".join(f"worker {i} exited with status {code}"
+                                              for i, code in failed)
+                      + f"; stopping the others (logs in {log_dir})", file=sys.stderr)
+                code = failed[0][1]
+                status = 128 - code if code < 0 else code  # killed by signal N: 128+N
+                break
+            if all(code == 0 for code in codes):
                 break
             time.sleep(0.5)
-        else:
-            status = next((p.returncode for p in processes if p.returncode), 0)
     except KeyboardInterrupt:
         status = 130
     finally:
