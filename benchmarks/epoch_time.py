@@ -55,6 +55,7 @@ def main(argv):
     import tensorflow_datasets as tfds
 
     import article
+    import results as results_file
     from dcgan_dist import strategies, train_lib
     from dcgan_dist.config import TrainConfig
     from dcgan_dist.data import pipeline, sources
@@ -120,10 +121,7 @@ def main(argv):
         "device": "cpu" if not tf.config.list_physical_devices("GPU") else "gpu",
     }
     print(json.dumps(result, indent=2))
-    if FLAGS.json_out:
-        os.makedirs(os.path.dirname(FLAGS.json_out) or ".", exist_ok=True)
-        with open(FLAGS.json_out, "w") as f:
-            json.dump(result, f, indent=2)
+    results_file.write_json(FLAGS.json_out, result)
 
 
 if __name__ == "__main__":

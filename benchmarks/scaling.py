@@ -23,6 +23,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "launch"))
 
 from absl import app, flags, logging  # noqa: E402
@@ -120,6 +121,7 @@ def main(argv):
         run_child(FLAGS.child)
         return
     import local  # launch/local.py: loopback ports and TF_CONFIG
+    import results as results_file
 
     results = []
     for replicas in (1, 2, 4):
@@ -148,10 +150,7 @@ def main(argv):
               f"{r['step_ms']:>10}{r['images_per_sec']:>10}"
               f"{r['images_per_sec'] / base:>7.2f}{r['all_reduce_ms']:>15}"
               f"{r['all_reduce_share']:>8.1%}")
-    if FLAGS.json_out:
-        os.makedirs(os.path.dirname(FLAGS.json_out) or ".", exist_ok=True)
-        with open(FLAGS.json_out, "w") as f:
-            json.dump(results, f, indent=2)
+    results_file.write_json(FLAGS.json_out, results)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,13 @@ def fashion_builder(fashion_dir, tfds_dir):
     return idx_builder.prepared_idx_builder(fashion_dir, "fashion_mnist", tfds_dir)
 
 
+def checkpoint_values(workdir):
+    """{name: value} of every variable in the latest checkpoint of `workdir`."""
+    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if not name.startswith(("save_counter", "_CHECKPOINTABLE"))}
+
+
 def run_cli(module, *args, timeout=600):
     """Runs `python -m module args` in a real process; returns the CompletedProcess."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")

@@ -9,17 +9,13 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from conftest import run_cli
+from conftest import checkpoint_values, run_cli
 
 LAUNCH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "launch")
 sys.path.insert(0, LAUNCH_DIR)
 import local  # noqa: E402  (launch/local.py)
 
 
-def _checkpoint_values(workdir):
-    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if not name.startswith(("save_counter", "_CHECKPOINTABLE"))}
 
 
 def test_two_workers_train_like_one_process(fashion_builder, tfds_dir, tmp_path):
@@ -48,7 +44,7 @@ def test_two_workers_train_like_one_process(fashion_builder, tfds_dir, tmp_path)
     result = run_cli("dcgan_dist.train", "--strategy=mirrored", f"--workdir={single}",
                      *flags)
     assert result.returncode == 0, result.stderr[-3000:]
-    expected, got = _checkpoint_values(single), _checkpoint_values(workers)
+    expected, got = checkpoint_values(single), checkpoint_values(workers)
     assert expected.keys() == got.keys()
     for name in expected:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=2e-6,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_cli
+from conftest import checkpoint_values, run_cli
 from dcgan_dist import models, rng, train_lib
 
 STEPS_PER_EPOCH = 4096 // 64
@@ -130,11 +130,6 @@ def test_restart_resumes_from_the_checkpoint(trained_run, tfds_dir, tmp_path):
     assert iio.imread(os.path.join(workdir, "dcgan.gif"), index=None).shape[0] == 4
 
 
-def _checkpoint_values(workdir):
-    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
-    return {name: reader.get_tensor(name)
-            for name in reader.get_variable_to_shape_map()
-            if not name.startswith(("save_counter", "_CHECKPOINTABLE"))}
 
 
 def test_resumed_run_equals_uninterrupted_run(fashion_builder, tfds_dir, tmp_path):
@@ -148,7 +143,7 @@ def test_resumed_run_equals_uninterrupted_run(fashion_builder, tfds_dir, tmp_pat
     assert tf.train.latest_checkpoint(os.path.join(pieces, "checkpoints")).endswith("-13")
     second = run_cli("dcgan_dist.train", *flags, f"--workdir={pieces}")
     assert second.returncode == 0 and "at step 13" in second.stdout
-    expected, resumed = _checkpoint_values(whole), _checkpoint_values(pieces)
+    expected, resumed = checkpoint_values(whole), checkpoint_values(pieces)
     assert expected.keys() == resumed.keys()
     assert any("seed_state" in name for name in expected)
     assert any("noise_rng" in name for name in expected)

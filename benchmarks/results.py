@@ -1,0 +1,13 @@
+"""Writing benchmark results: one JSON file per run, so runs can be compared later."""
+
+import json
+import os
+
+
+def write_json(path, results):
+    """Writes `results` to `path` (creating its folder); does nothing if path is empty."""
+    if not path:
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
