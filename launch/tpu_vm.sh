@@ -61,5 +61,6 @@ fi
 "$venv/bin/python" -m pip install -e '.[tpu]' \
   -f https://storage.googleapis.com/libtpu-tf-releases/index.html
 
+# Many steps per tf.function call: each call is a host-to-TPU round trip.
 exec "$venv/bin/python" -m dcgan_dist.train --strategy=tpu --tpu="$tpu" \
-  --precision=bf16 --workdir="$workdir" "$@"
+  --precision=bf16 --steps_per_loop=50 --workdir="$workdir" "$@"

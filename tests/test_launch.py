@@ -280,7 +280,8 @@ def test_tpu_vm_script_installs_the_tpu_extra_and_runs_the_trainer(tmp_path):
     assert calls[0] == ["-m", "pip", "install", "--upgrade", "pip"]
     assert calls[1][:4] == ["-m", "pip", "install", "-e"] and calls[1][4] == ".[tpu]"
     assert calls[2] == ["-m", "dcgan_dist.train", "--strategy=tpu", "--tpu=local",
-                        "--precision=bf16", f"--workdir={tmp_path / 'run'}",
+                        "--precision=bf16", "--steps_per_loop=50",
+                        f"--workdir={tmp_path / 'run'}",
                         "--epochs=2", "--dataset=fashion_mnist"]
     assert len(calls) == 3
 
