@@ -10,6 +10,7 @@ class UserError(Exception):
     """Base class: the message is meant for the person running the command."""
 
     exit_code = 1
+    label = "error"  # how the command line introduces the message
 
 
 class ConfigError(UserError, ValueError):
@@ -22,3 +23,14 @@ class DataError(UserError):
     """The dataset cannot be found, read or used (exit status 3)."""
 
     exit_code = 3
+
+
+class Preempted(UserError):
+    """SIGTERM or SIGINT stopped the run after a step; a checkpoint was saved there.
+
+    Exit status 75 (EX_TEMPFAIL in sysexits.h): a temporary stop, start the same command
+    again to resume.
+    """
+
+    exit_code = 75
+    label = "stopped"

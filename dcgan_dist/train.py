@@ -11,7 +11,8 @@ A Cloud TPU:
 Then: tensorboard --logdir=WORKDIR
 
 Exit status: 0 done, 1 unexpected error, 2 bad flag or configuration, 3 bad or missing
-data, 4 a worker of a multi-worker job was lost (restart the job to resume).
+data, 4 a worker of a multi-worker job was lost (restart the job to resume), 75 stopped
+by SIGTERM or Ctrl-C after saving a checkpoint (run the same command to resume).
 """
 
 import os
@@ -64,8 +65,8 @@ def _parse_flags(argv):
         sys.exit(2)
 
 
-def _fail(message, status):
-    print(f"error: {message}", file=sys.stderr)
+def _fail(message, status, label="error"):
+    print(f"{label}: {message}", file=sys.stderr)
     sys.exit(status)
 
 
@@ -90,7 +91,7 @@ def main(argv):
     try:
         config = _config_from_flags()
     except UserError as e:  # reported before TensorFlow is even imported
-        _fail(e, e.exit_code)
+        _fail(e, e.exit_code, e.label)
 
     import tensorflow as tf
     from dcgan_dist import strategies, train_lib
@@ -99,7 +100,7 @@ def main(argv):
         config.check_replicas(strategy.num_replicas_in_sync)
         train_lib.train(config, strategy)
     except UserError as e:
-        _fail(e, e.exit_code)
+        _fail(e, e.exit_code, e.label)
     except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:
         # What collectives raise when a peer worker dies or the coordination service
         # loses it: the job cannot go on with fewer workers.

@@ -21,10 +21,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import images, losses, models, rng, strategies
+from dcgan_dist import images, losses, models, preemption, rng, strategies
 from dcgan_dist.config import PRECISIONS
 from dcgan_dist.data import pipeline, sources
-from dcgan_dist.errors import ConfigError, DataError
+from dcgan_dist.errors import ConfigError, DataError, Preempted
 
 NUM_GRID_IMAGES = 16
 METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
@@ -270,42 +270,19 @@ def train(config, strategy):
     show_progress = (sys.stdout.isatty() if config.progress_bar is None
                      else config.progress_bar)
 
-    step, saved_step, epoch_metrics = start_step, start_step, None
-    while step < total_steps:
-        epoch = step // per_epoch + 1
-        epoch_end = min(epoch * per_epoch, total_steps)
-        progress = (keras.utils.Progbar(per_epoch, stateful_metrics=METRICS)
-                    if show_progress else None)
-        sums, steps_run, started = dict.fromkeys(METRICS, 0.0), 0, time.perf_counter()
-        while step < epoch_end:
-            num_steps = min(config.steps_per_loop, epoch_end - step)
-            metrics = {k: float(v) for k, v in  # float(): waits for the device
-                       train_steps(iterator, tf.constant(num_steps)).items()}
-            step += num_steps
-            steps_run += num_steps
-            for name in METRICS:
-                sums[name] += metrics[name] * num_steps
-            with writer.as_default(step=step):
-                for name, value in metrics.items():
-                    tf.summary.scalar(name, value)
-            if progress:
-                progress.update(step - (epoch - 1) * per_epoch, list(metrics.items()))
-        seconds = time.perf_counter() - started
-        images_per_sec = steps_run * config.batch_size / seconds
-        epoch_metrics = {name: total / steps_run for name, total in sums.items()}
-        with writer.as_default(step=step):
-            tf.summary.scalar("epoch_time_sec", seconds)
-            tf.summary.scalar("images_per_sec", images_per_sec)
-        if step == epoch * per_epoch:  # a whole epoch: the article's per-epoch outputs
-            state.epoch.assign(epoch)
-            if chief:
-                _write_epoch_outputs(state, grid_noise, config.workdir, writer, epoch, step)
-            if epoch % config.checkpoint_every_epochs == 0:
+    loop = _EpochLoop(config, state, iterator, train_steps, manager, writer, grid_noise,
+                      per_epoch, show_progress, chief)
+    # A signal on one worker of several cannot start the collective save alone: there,
+    # preemption is left to the scheduler and the last periodic checkpoint.
+    single_worker = strategies.task_info(strategy)[0] is None
+    with preemption.stop_on_signals(enabled=single_worker) as stop:
+        epoch_metrics, step, saved_step = loop.run(start_step, total_steps, stop)
+        if stop:
+            if step != saved_step:
                 _save(manager, step, chief)
-                saved_step = step
-        print(_format_line(epoch, config.epochs, step, seconds, images_per_sec,
-                           epoch_metrics), flush=True)
-        writer.flush()
+            writer.close()
+            raise Preempted(f"{stop.signal_name} at step {step}: checkpoint saved in "
+                            f"{manager.directory}; run the same command to resume.")
     if step != saved_step or (restored is None and step == 0):
         _save(manager, step, chief)
     if chief:
@@ -314,3 +291,71 @@ def train(config, strategy):
     print(f"train | done | step: {step} | weights: {weights_fingerprint(state)}",
           flush=True)
     return epoch_metrics
+
+
+@dataclasses.dataclass
+class _EpochLoop:
+    """The outer Python loop: epochs of compiled calls, with the per-epoch outputs."""
+
+    config: object
+    state: TrainState
+    iterator: object
+    train_steps: object
+    manager: tf.train.CheckpointManager
+    writer: object
+    grid_noise: tf.Tensor
+    per_epoch: int
+    show_progress: bool
+    chief: bool
+
+    def run(self, step, total_steps, stop):
+        """Trains from global `step` to `total_steps`, or until `stop` becomes true.
+
+        Returns (the last epoch's mean metrics, the step reached, the last saved step).
+        """
+        saved_step, epoch_metrics = step, None
+        while step < total_steps and not stop:
+            epoch = step // self.per_epoch + 1
+            started = time.perf_counter()
+            sums, steps_run = self._steps(step, min(epoch * self.per_epoch, total_steps),
+                                          epoch, stop)
+            if not steps_run:
+                break
+            step += steps_run
+            seconds = time.perf_counter() - started
+            images_per_sec = steps_run * self.config.batch_size / seconds
+            epoch_metrics = {name: total / steps_run for name, total in sums.items()}
+            with self.writer.as_default(step=step):
+                tf.summary.scalar("epoch_time_sec", seconds)
+                tf.summary.scalar("images_per_sec", images_per_sec)
+            if step == epoch * self.per_epoch:  # a whole epoch: the article's outputs
+                self.state.epoch.assign(epoch)
+                if self.chief:
+                    _write_epoch_outputs(self.state, self.grid_noise, self.config.workdir,
+                                         self.writer, epoch, step)
+                if epoch % self.config.checkpoint_every_epochs == 0:
+                    _save(self.manager, step, self.chief)
+                    saved_step = step
+            print(_format_line(epoch, self.config.epochs, step, seconds, images_per_sec,
+                               epoch_metrics), flush=True)
+            self.writer.flush()
+        return epoch_metrics, step, saved_step
+
+    def _steps(self, step, epoch_end, epoch, stop):
+        """Compiled calls up to `epoch_end`; returns (metric sums, steps run)."""
+        progress = (keras.utils.Progbar(self.per_epoch, stateful_metrics=METRICS)
+                    if self.show_progress else None)
+        sums, first = dict.fromkeys(METRICS, 0.0), step
+        while step < epoch_end and not stop:
+            num_steps = min(self.config.steps_per_loop, epoch_end - step)
+            metrics = {k: float(v) for k, v in  # float(): waits for the device
+                       self.train_steps(self.iterator, tf.constant(num_steps)).items()}
+            step += num_steps
+            for name in METRICS:
+                sums[name] += metrics[name] * num_steps
+            with self.writer.as_default(step=step):
+                for name, value in metrics.items():
+                    tf.summary.scalar(name, value)
+            if progress:
+                progress.update(step - (epoch - 1) * self.per_epoch, list(metrics.items()))
+        return sums, step - first

@@ -3,6 +3,10 @@
 import glob
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import imageio.v3 as iio
 import numpy as np
@@ -199,3 +203,37 @@ def test_resuming_with_other_flags_is_refused(trained_run, tfds_dir):
     after = {p: os.path.getmtime(p) for p in glob.glob(os.path.join(workdir, "**"),
                                                        recursive=True)}
     assert after == before  # nothing written, nothing lost
+
+
+def test_sigterm_saves_the_current_step_and_exits_75(fashion_builder, tfds_dir, tmp_path):
+    """A preempted run finishes its step, saves there, says so, and resumes from it."""
+    workdir = tmp_path / "w"
+    flags = common_flags(tfds_dir, split="train[:640]") + [f"--workdir={workdir}"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-m", "dcgan_dist.train", *flags,
+                                "--epochs=100", "--checkpoint_every_epochs=50"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while not glob.glob(str(workdir / "image_at_epoch_0001.png")):  # in the loop
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 75, stderr[-3000:]
+    assert "Traceback" not in stderr
+    message = [line for line in stderr.splitlines() if line.startswith("stopped: SIGTERM")]
+    assert message and "run the same command to resume" in message[0]
+    stopped_at = int(message[0].split("at step ")[1].split(":")[0])
+    assert stopped_at >= 10  # after epoch 1, mid-run: not the periodic checkpoint (500)
+    latest = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
+    assert latest.endswith(f"ckpt-{stopped_at}")
+
+    resumed = run_cli("dcgan_dist.train", *flags, f"--max_steps={stopped_at + 2}",
+                      "--epochs=100")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"at step {stopped_at}" in resumed.stdout
