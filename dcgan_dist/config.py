@@ -7,6 +7,7 @@ from typing import Optional
 from dcgan_dist.errors import ConfigError
 
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+ON_NAN = ("stop", "rollback")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,7 @@ class TrainConfig:
     steps_per_loop: int = 1              # steps per tf.function call
     sync_batch_norm: Optional[bool] = None  # None: on when there are several replicas
     precision: str = "fp32"
+    on_nan: str = "stop"                 # non-finite loss: "stop", or "rollback"
     progress_bar: Optional[bool] = None  # None: when stdout is a terminal
 
     def __post_init__(self):
@@ -47,6 +49,8 @@ class TrainConfig:
                                        "at least 1."),
             (self.precision in PRECISIONS, f"--precision={self.precision} is unknown; use "
                                            f"one of {', '.join(PRECISIONS)}."),
+            (self.on_nan in ON_NAN, f"--on_nan={self.on_nan} is unknown; use one of "
+                                    f"{', '.join(ON_NAN)}."),
             (bool(self.workdir), "--workdir must name a folder."),
         ]
         for ok, message in checks:

@@ -25,6 +25,12 @@ class DataError(UserError):
     exit_code = 3
 
 
+class NonFiniteError(UserError):
+    """A loss or metric became NaN or infinite (exit status 5); nothing was saved."""
+
+    exit_code = 5
+
+
 class Preempted(UserError):
     """SIGTERM or SIGINT stopped the run after a step; a checkpoint was saved there.
 

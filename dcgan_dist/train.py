@@ -10,9 +10,10 @@ A Cloud TPU:
     python -m dcgan_dist.train --strategy=tpu --tpu=NAME --precision=bf16
 Then: tensorboard --logdir=WORKDIR
 
-Exit status: 0 done, 1 unexpected error, 2 bad flag or configuration, 3 bad or missing
-data, 4 a worker of a multi-worker job was lost (restart the job to resume), 75 stopped
-by SIGTERM or Ctrl-C after saving a checkpoint (run the same command to resume).
+Exit status: 0 done; 1 unexpected error; 2 bad flag or configuration; 3 bad or missing
+data; 4 a worker of a multi-worker job was lost (restart the job to resume); 5 a NaN or
+infinite loss (nothing saved after it); 75 stopped by SIGTERM or Ctrl-C after saving a
+checkpoint (run the same command to resume).
 """
 
 import os
@@ -50,6 +51,9 @@ flags.DEFINE_enum("sync_batch_norm", "auto", ["auto", "true", "false"],
                   "Synchronize batch-norm statistics across replicas (auto: when there "
                   "are several).")
 flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16"], "Compute precision.")
+flags.DEFINE_enum("on_nan", "stop", ["stop", "rollback"],
+                  "A NaN or infinite loss: stop with an error, or roll back to the last "
+                  "checkpoint with the learning rates halved (at most 3 times).")
 flags.DEFINE_enum("progress_bar", "auto", ["auto", "true", "false"],
                   "Progress bar within an epoch (auto: when stdout is a terminal).")
 
@@ -80,7 +84,7 @@ def _config_from_flags():
         checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,
         keep_checkpoints=FLAGS.keep_checkpoints, steps_per_loop=FLAGS.steps_per_loop,
         sync_batch_norm=_TRISTATE[FLAGS.sync_batch_norm], precision=FLAGS.precision,
-        progress_bar=_TRISTATE[FLAGS.progress_bar])
+        on_nan=FLAGS.on_nan, progress_bar=_TRISTATE[FLAGS.progress_bar])
 
 
 def main(argv):

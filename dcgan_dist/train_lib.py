@@ -12,6 +12,7 @@ Python loop owns progress, summaries, images and checkpoints.
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -21,14 +22,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import images, losses, models, preemption, rng, strategies
+from dcgan_dist import checkpoints, images, losses, models, preemption, rng, strategies
 from dcgan_dist.config import PRECISIONS
 from dcgan_dist.data import pipeline, sources
-from dcgan_dist.errors import ConfigError, DataError, Preempted
+from dcgan_dist.errors import ConfigError, DataError, NonFiniteError, Preempted
 
 NUM_GRID_IMAGES = 16
 METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
 CONFIG_FILE = "config.json"
+MAX_ROLLBACKS = 3  # --on_nan=rollback: halve the learning rates at most this many times
+
+
+class _NonFinite(Exception):
+    """Raised by the loop, inside train(), when a step's metrics are not finite."""
+
+    def __init__(self, step, metrics):
+        super().__init__(f"non-finite metrics at step {step}")
+        self.step, self.metrics = step, metrics
 
 
 @dataclasses.dataclass
@@ -173,20 +183,6 @@ def _save(manager, step, chief):
             pass
 
 
-def _restore(checkpoint, workdir):
-    """Restores the latest checkpoint of `workdir` (the chief's), if there is one."""
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if latest is None:
-        return None
-    try:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        raise ConfigError(f"Checkpoint {latest} does not fit this model configuration "
-                          f"({str(e).splitlines()[0][:300]}); resume with the flags it "
-                          "was written with or use a new --workdir.") from None
-    return latest
-
-
 def weights_fingerprint(state):
     """A short hash of both networks' weights (batch-norm statistics included).
 
@@ -249,9 +245,11 @@ def train(config, strategy):
         _write_workdir_config(config)
     state = create_state(config, strategy, sync_batch_norm)
     checkpoint = state.checkpoint()
+    # Before the manager exists: it reads the list of checkpoints that this may change.
+    restored = checkpoints.restore_latest_good(
+        checkpoint, os.path.join(config.workdir, "checkpoints"), may_move=chief)
     manager = _checkpoint_manager(checkpoint, config.workdir, strategy,
                                   config.keep_checkpoints)
-    restored = _restore(checkpoint, config.workdir)
     start_step = int(state.step.numpy())
     print(f"train | dataset: {builder.info.full_name} {config.split} ({num_examples} "
           f"images) | replicas: {num_replicas} | global batch: {config.batch_size} | "
@@ -259,10 +257,12 @@ def train(config, strategy):
           f"{sync_batch_norm}" + (f" | resumed from {restored} at step {start_step}"
                                   if restored else ""), flush=True)
 
-    dtype = tf.bfloat16 if config.precision == "bf16" else tf.float32
-    dataset = strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
-        images_fn, num_examples, config.batch_size, config.seed, start_step, dtype))
-    iterator = iter(dataset)
+    def iterator_from(step):
+        dtype = tf.bfloat16 if config.precision == "bf16" else tf.float32
+        return iter(strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
+            images_fn, num_examples, config.batch_size, config.seed, step, dtype)))
+
+    iterator = iterator_from(start_step)
     train_steps = make_train_steps(state, strategy, config.batch_size)
     grid_noise = rng.normal_rows([NUM_GRID_IMAGES, models.NOISE_DIM], [config.seed, 1])
     writer = (tf.summary.create_file_writer(os.path.join(config.workdir, "train"))
@@ -276,7 +276,14 @@ def train(config, strategy):
     # preemption is left to the scheduler and the last periodic checkpoint.
     single_worker = strategies.task_info(strategy)[0] is None
     with preemption.stop_on_signals(enabled=single_worker) as stop:
-        epoch_metrics, step, saved_step = loop.run(start_step, total_steps, stop)
+        step = start_step
+        for rollbacks in range(MAX_ROLLBACKS + 1):
+            try:
+                epoch_metrics, step, saved_step = loop.run(step, total_steps, stop)
+                break
+            except _NonFinite as failure:
+                step = _roll_back(config, state, checkpoint, failure, rollbacks, chief)
+                loop.iterator = iterator_from(step)
         if stop:
             if step != saved_step:
                 _save(manager, step, chief)
@@ -291,6 +298,35 @@ def train(config, strategy):
     print(f"train | done | step: {step} | weights: {weights_fingerprint(state)}",
           flush=True)
     return epoch_metrics
+
+
+def _roll_back(config, state, checkpoint, failure, rollbacks, chief):
+    """--on_nan: stops with a clear error, or restores the last good checkpoint with
+    both learning rates halved (once per rollback); returns the step to go on from."""
+    bad = ", ".join(f"{k}={v}" for k, v in failure.metrics.items() if not math.isfinite(v))
+    what = f"non-finite {bad} at step {failure.step}"
+    if config.on_nan == "stop":
+        raise NonFiniteError(
+            f"{what}; nothing after the last checkpoint was saved. Lower --learning_rate, "
+            "use --precision=fp32, or pass --on_nan=rollback.")
+    if rollbacks == MAX_ROLLBACKS:
+        raise NonFiniteError(f"{what}, again after {MAX_ROLLBACKS} rollbacks that each "
+                             "halved the learning rates; lower --learning_rate.")
+    directory = os.path.join(config.workdir, "checkpoints")
+    restored = checkpoints.restore_latest_good(checkpoint, directory, may_move=chief)
+    if restored is None:
+        raise NonFiniteError(f"{what} before any checkpoint was saved, so there is "
+                             "nothing to roll back to; lower --learning_rate.")
+    # The restore brought back the checkpoint's rates: halve those once per rollback so
+    # far. The halved rates are saved with the next checkpoints and stay on resume.
+    factor = 0.5 ** (rollbacks + 1)
+    for optimizer in (state.generator_optimizer, state.discriminator_optimizer):
+        optimizer.learning_rate.assign(optimizer.learning_rate * factor)
+    step = int(state.step.numpy())
+    print(f"train | warning: {what}; rolled back to {restored} (step {step}) with the "
+          f"learning rates x{factor:g}, now "
+          f"{float(state.generator_optimizer.learning_rate.numpy()):.3g}", flush=True)
+    return step
 
 
 @dataclasses.dataclass
@@ -351,6 +387,8 @@ class _EpochLoop:
             metrics = {k: float(v) for k, v in  # float(): waits for the device
                        self.train_steps(self.iterator, tf.constant(num_steps)).items()}
             step += num_steps
+            if not all(math.isfinite(v) for v in metrics.values()):
+                raise _NonFinite(step, metrics)  # before any summary or checkpoint
             for name in METRICS:
                 sums[name] += metrics[name] * num_steps
             with self.writer.as_default(step=step):

@@ -173,6 +173,17 @@ def test_bad_flags_exit_2_with_a_sentence(flags, message, tfds_dir, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_divergence_exits_5_and_saves_nothing(tfds_dir, tmp_path):
+    workdir = tmp_path / "w"
+    result = run_cli("dcgan_dist.train", *common_flags(tfds_dir, split="train[:640]"),
+                     "--learning_rate=1e30", f"--workdir={workdir}")
+    assert result.returncode == 5, result.stderr[-3000:]
+    assert "non-finite" in result.stderr and "--on_nan=rollback" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")) is None
+    assert not glob.glob(str(workdir / "image_at_epoch_*.png"))
+
+
 def test_workdir_that_is_a_file_exits_2(tmp_path):
     path = tmp_path / "file"
     path.write_text("keep me")
@@ -237,3 +248,22 @@ def test_sigterm_saves_the_current_step_and_exits_75(fashion_builder, tfds_dir, 
                       "--epochs=100")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"at step {stopped_at}" in resumed.stdout
+
+
+def test_damaged_latest_checkpoint_is_survived(trained_run, tfds_dir, tmp_path):
+    workdir = str(tmp_path / "damaged_run")
+    shutil.copytree(trained_run[0], workdir)
+    latest = os.path.join(workdir, "checkpoints",
+                          f"ckpt-{3 * STEPS_PER_EPOCH}.data-00000-of-00001")
+    data = open(latest, "rb").read()
+    open(latest, "wb").write(data[:len(data) // 3])  # a copy cut short
+    result = run_cli("dcgan_dist.train", *common_flags(tfds_dir), "--epochs=3",
+                     f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"ckpt-{3 * STEPS_PER_EPOCH} is damaged" in result.stdout
+    assert f"at step {2 * STEPS_PER_EPOCH}" in result.stdout  # the previous good one
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith(
+        f"ckpt-{3 * STEPS_PER_EPOCH}")  # trained again up to the end
+    evidence = os.path.join(workdir, "checkpoints", "damaged",
+                            os.path.basename(latest))
+    assert open(evidence, "rb").read() == data[:len(data) // 3]
