@@ -1,9 +1,9 @@
 """The training loop: the one place that wires models, data, losses, summaries and
 checkpoints together.
 
-    state = create_state(config, strategy)      # models, optimizers, RNG, counters
-    train_steps = make_train_steps(...)         # tf.function: N steps on all replicas
-    train(config, strategy)                     # epochs, images, summaries, checkpoints
+    state = create_state(config, strategy, sync_bn)  # models, optimizers, RNG, counters
+    train_steps = make_train_steps(...)              # tf.function: N steps, all replicas
+    train(config, strategy)                          # epochs, images, summaries, saves
 
 Orbit's shape: the inner loop is a compiled `tf.range` loop over `strategy.run`; the outer
 Python loop owns progress, summaries, images and checkpoints.
