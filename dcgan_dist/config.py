@@ -26,6 +26,7 @@ class TrainConfig:
     learning_rate: float = 1e-4
     checkpoint_every_epochs: int = 5
     keep_checkpoints: int = 5
+    save_every_steps: int = 0            # also save every N global steps; 0 = off
     steps_per_loop: int = 1              # steps per tf.function call
     sync_batch_norm: Optional[bool] = None  # None: on when there are several replicas
     precision: str = "fp32"
@@ -45,6 +46,8 @@ class TrainConfig:
              f"{self.checkpoint_every_epochs} must be at least 1."),
             (self.keep_checkpoints >= 1, f"--keep_checkpoints={self.keep_checkpoints} "
                                          "must be at least 1."),
+            (self.save_every_steps >= 0, f"--save_every_steps={self.save_every_steps} "
+                                         "must be 0 (off) or more."),
             (self.steps_per_loop >= 1, f"--steps_per_loop={self.steps_per_loop} must be "
                                        "at least 1."),
             (self.precision in PRECISIONS, f"--precision={self.precision} is unknown; use "

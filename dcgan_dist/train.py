@@ -46,6 +46,10 @@ flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate of both networks."
 flags.DEFINE_integer("checkpoint_every_epochs", 5, "Save a checkpoint every N epochs "
                      "(and at the end).")
 flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints to keep.")
+flags.DEFINE_integer("save_every_steps", 0, "Also save every N global steps, bounding "
+                     "what a hard kill can lose (0: only per --checkpoint_every_epochs).")
+flags.DEFINE_bool("deterministic", False, "TensorFlow op determinism: a resumed run ends "
+                  "bitwise equal to an uninterrupted one (slower on some devices).")
 flags.DEFINE_integer("steps_per_loop", 1, "Training steps per tf.function call.")
 flags.DEFINE_enum("sync_batch_norm", "auto", ["auto", "true", "false"],
                   "Synchronize batch-norm statistics across replicas (auto: when there "
@@ -82,7 +86,8 @@ def _config_from_flags():
         batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps, seed=FLAGS.seed,
         learning_rate=FLAGS.learning_rate,
         checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,
-        keep_checkpoints=FLAGS.keep_checkpoints, steps_per_loop=FLAGS.steps_per_loop,
+        keep_checkpoints=FLAGS.keep_checkpoints, save_every_steps=FLAGS.save_every_steps,
+        steps_per_loop=FLAGS.steps_per_loop,
         sync_batch_norm=_TRISTATE[FLAGS.sync_batch_norm], precision=FLAGS.precision,
         on_nan=FLAGS.on_nan, progress_bar=_TRISTATE[FLAGS.progress_bar])
 
@@ -99,6 +104,10 @@ def main(argv):
 
     import tensorflow as tf
     from dcgan_dist import strategies, train_lib
+    if FLAGS.deterministic:
+        # Process-wide, before any op runs; every random op here is explicitly seeded,
+        # as determinism requires.
+        tf.config.experimental.enable_op_determinism()
     try:
         strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
         config.check_replicas(strategy.num_replicas_in_sync)

@@ -343,13 +343,14 @@ class _EpochLoop:
     per_epoch: int
     show_progress: bool
     chief: bool
+    saved_step: int = 0
 
     def run(self, step, total_steps, stop):
         """Trains from global `step` to `total_steps`, or until `stop` becomes true.
 
         Returns (the last epoch's mean metrics, the step reached, the last saved step).
         """
-        saved_step, epoch_metrics = step, None
+        self.saved_step, epoch_metrics = step, None
         while step < total_steps and not stop:
             epoch = step // self.per_epoch + 1
             started = time.perf_counter()
@@ -369,21 +370,32 @@ class _EpochLoop:
                 if self.chief:
                     _write_epoch_outputs(self.state, self.grid_noise, self.config.workdir,
                                          self.writer, epoch, step)
-                if epoch % self.config.checkpoint_every_epochs == 0:
-                    _save(self.manager, step, self.chief)
-                    saved_step = step
+                if (epoch % self.config.checkpoint_every_epochs == 0
+                        or self._periodic_save_due(step)):
+                    self._save(step)
             print(_format_line(epoch, self.config.epochs, step, seconds, images_per_sec,
                                epoch_metrics), flush=True)
             self.writer.flush()
-        return epoch_metrics, step, saved_step
+        return epoch_metrics, step, self.saved_step
+
+    def _periodic_save_due(self, step):
+        every = self.config.save_every_steps
+        return bool(every) and step % every == 0
+
+    def _save(self, step):
+        _save(self.manager, step, self.chief)
+        self.saved_step = step
 
     def _steps(self, step, epoch_end, epoch, stop):
         """Compiled calls up to `epoch_end`; returns (metric sums, steps run)."""
         progress = (keras.utils.Progbar(self.per_epoch, stateful_metrics=METRICS)
                     if self.show_progress else None)
         sums, first = dict.fromkeys(METRICS, 0.0), step
+        every = self.config.save_every_steps
         while step < epoch_end and not stop:
-            num_steps = min(self.config.steps_per_loop, epoch_end - step)
+            # A call never runs past a periodic save point.
+            next_save = (step // every + 1) * every if every else epoch_end
+            num_steps = min(self.config.steps_per_loop, epoch_end - step, next_save - step)
             metrics = {k: float(v) for k, v in  # float(): waits for the device
                        self.train_steps(self.iterator, tf.constant(num_steps)).items()}
             step += num_steps
@@ -396,4 +408,7 @@ class _EpochLoop:
                     tf.summary.scalar(name, value)
             if progress:
                 progress.update(step - (epoch - 1) * self.per_epoch, list(metrics.items()))
+            # At the end of a whole epoch run() saves, after recording the epoch.
+            if self._periodic_save_due(step) and step != epoch * self.per_epoch:
+                self._save(step)
         return sums, step - first
