@@ -31,6 +31,12 @@ class NonFiniteError(UserError):
     exit_code = 5
 
 
+class StorageError(UserError):
+    """A checkpoint could not be written (exit status 6); the previous one is intact."""
+
+    exit_code = 6
+
+
 class Preempted(UserError):
     """SIGTERM or SIGINT stopped the run after a step; a checkpoint was saved there.
 

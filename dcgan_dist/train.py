@@ -12,7 +12,8 @@ Then: tensorboard --logdir=WORKDIR
 
 Exit status: 0 done; 1 unexpected error; 2 bad flag or configuration; 3 bad or missing
 data; 4 a worker of a multi-worker job was lost (restart the job to resume); 5 a NaN or
-infinite loss (nothing saved after it); 75 stopped by SIGTERM or Ctrl-C after saving a
+infinite loss (nothing saved after it); 6 a checkpoint could not be written (the
+previous one is intact); 75 stopped by SIGTERM or Ctrl-C after saving a
 checkpoint (run the same command to resume).
 """
 

@@ -25,7 +25,8 @@ import tensorflow as tf
 from dcgan_dist import checkpoints, images, losses, models, preemption, rng, strategies
 from dcgan_dist.config import PRECISIONS
 from dcgan_dist.data import pipeline, sources
-from dcgan_dist.errors import ConfigError, DataError, NonFiniteError, Preempted
+from dcgan_dist.errors import (ConfigError, DataError, NonFiniteError, Preempted,
+                               StorageError)
 
 NUM_GRID_IMAGES = 16
 METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
@@ -174,7 +175,18 @@ def _checkpoint_manager(checkpoint, workdir, strategy, keep):
 
 
 def _save(manager, step, chief):
-    manager.save(checkpoint_number=step)
+    try:
+        manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as e:
+        # TensorFlow writes into ckpt-N_temp and renames only when complete, so the
+        # previous checkpoint and the list of checkpoints are untouched: drop the debris.
+        shutil.rmtree(os.path.join(manager.directory, f"ckpt-{step}_temp"),
+                      ignore_errors=True)
+        raise StorageError(
+            f"could not save the checkpoint of step {step} in {manager.directory} "
+            f"({str(e).splitlines()[0][-200:]}); free some space or use another "
+            f"--workdir. The last saved checkpoint, {manager.latest_checkpoint}, is intact "
+            "and the next start resumes from it.") from None
     if not chief:
         shutil.rmtree(manager.directory, ignore_errors=True)
         try:  # tmp_checkpoints/ itself, once the last worker's folder is gone

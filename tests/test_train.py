@@ -3,6 +3,7 @@
 import glob
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import checkpoint_values, run_cli
-from dcgan_dist import models, rng, train_lib
+from dcgan_dist import checkpoints, models, rng, train_lib
 
 STEPS_PER_EPOCH = 4096 // 64
 
@@ -293,3 +294,26 @@ def test_sigkill_at_random_steps_then_restarts_ends_bitwise_equal(tfds_dir, tmp_
     assert any("noise_rng" in name for name in expected)
     for name in expected:
         np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
+
+
+def _limit_file_size():
+    # Files may not grow past 8 MB in the child, as on a disk that fills up mid-save
+    # (a checkpoint of this model is ~30 MB); writes then fail instead of signalling.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 20, 8 << 20))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_a_save_that_fails_keeps_the_previous_checkpoint(trained_run, tfds_dir, tmp_path):
+    workdir = str(tmp_path / "full_disk")
+    shutil.copytree(trained_run[0], workdir)
+    previous = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    result = subprocess.run(
+        [sys.executable, "-m", "dcgan_dist.train", *common_flags(tfds_dir), "--epochs=4",
+         f"--workdir={workdir}"], capture_output=True, text=True, timeout=600,
+        preexec_fn=_limit_file_size)
+    assert result.returncode == 6, result.stderr[-3000:]
+    assert "could not save the checkpoint of step" in result.stderr
+    assert f"{previous}, is intact" in result.stderr and "Traceback" not in result.stderr
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")) == previous
+    assert checkpoints.read_error(previous) is None
+    assert not glob.glob(os.path.join(workdir, "checkpoints", "*_temp"))
