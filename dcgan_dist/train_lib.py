@@ -31,6 +31,7 @@ from dcgan_dist.errors import (ConfigError, DataError, NonFiniteError, Preempted
 NUM_GRID_IMAGES = 16
 METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
 CONFIG_FILE = "config.json"
+CHECKPOINT_NAME = "ckpt"  # files checkpoints/ckpt-STEP.*
 MAX_ROLLBACKS = 3  # --on_nan=rollback: halve the learning rates at most this many times
 
 
@@ -171,7 +172,7 @@ def _checkpoint_manager(checkpoint, workdir, strategy, keep):
         task_type, task_id = strategies.task_info(strategy)
         directory = os.path.join(workdir, "tmp_checkpoints", f"{task_type}_{task_id}")
     return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep,
-                                      checkpoint_name="ckpt")
+                                      checkpoint_name=CHECKPOINT_NAME)
 
 
 def _save(manager, step, chief):
@@ -180,7 +181,7 @@ def _save(manager, step, chief):
     except (tf.errors.OpError, OSError) as e:
         # TensorFlow writes into ckpt-N_temp and renames only when complete, so the
         # previous checkpoint and the list of checkpoints are untouched: drop the debris.
-        shutil.rmtree(os.path.join(manager.directory, f"ckpt-{step}_temp"),
+        shutil.rmtree(os.path.join(manager.directory, f"{CHECKPOINT_NAME}-{step}_temp"),
                       ignore_errors=True)
         raise StorageError(
             f"could not save the checkpoint of step {step} in {manager.directory} "
