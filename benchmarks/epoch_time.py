@@ -1,7 +1,8 @@
 """Times the package's training step against the article's, in one process, alternating.
 
     python benchmarks/epoch_time.py                    # the package's defaults, batch 256
-    python benchmarks/epoch_time.py --precision=bf16 --cpu_replicas=2
+    python benchmarks/epoch_time.py --precision=fp32 --cpu_replicas=2
+    python benchmarks/epoch_time.py --op_breakdown     # and where the package's step goes
     python benchmarks/epoch_time.py --quick            # under a minute, for a smoke check
 
 Both loops train on the same real images (Fashion-MNIST through the package's data
@@ -27,7 +28,12 @@ from absl import app, flags, logging  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 256, "Global batch size of both loops.")
 flags.DEFINE_integer("cpu_replicas", 1, "Replicas of the package's loop (logical CPUs).")
-flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16"], "The package's precision.")
+flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16", "fp16"],
+                  "The package's precision (auto: as the training CLI chooses).")
+flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"],
+                  "XLA for the package's step (auto: as the training CLI chooses).")
+flags.DEFINE_bool("op_breakdown", False, "Also profile a few package steps and print "
+                  "the time per TensorFlow op type.")
 flags.DEFINE_integer("steps_per_loop", 1, "The package's steps per tf.function call.")
 flags.DEFINE_integer("steps", 20, "Timed steps per loop per round.")
 flags.DEFINE_integer("rounds", 3, "Alternating rounds (article, package).")
@@ -55,8 +61,9 @@ def main(argv):
     import tensorflow_datasets as tfds
 
     import article
+    import op_profile
     import results as results_file
-    from dcgan_dist import strategies, train_lib
+    from dcgan_dist import hardware, strategies, train_lib
     from dcgan_dist.config import TrainConfig
     from dcgan_dist.data import pipeline, sources
 
@@ -80,14 +87,21 @@ def main(argv):
 
     # The package's loop, exactly as train_lib runs it.
     config = TrainConfig(workdir="unused", batch_size=FLAGS.batch_size,
-                         precision=FLAGS.precision)
+                         precision=FLAGS.precision,
+                         jit_compile={"auto": None, "true": True,
+                                      "false": False}[FLAGS.jit_compile])
     config.check_replicas(strategy.num_replicas_in_sync)
-    state = train_lib.create_state(config, strategy,
-                                   sync_batch_norm=strategy.num_replicas_in_sync > 1)
-    dtype = tf.bfloat16 if FLAGS.precision == "bf16" else tf.float32
+    config, choices = hardware.resolve(config, strategy)
+    for choice in choices:
+        print(f"package | auto: {choice}")
+    # XLA cannot compile synchronized batch norm (train_lib refuses the pair).
+    state = train_lib.create_state(config, strategy, sync_batch_norm=(
+        strategy.num_replicas_in_sync > 1 and not config.jit_compile))
     iterator = iter(strategy.distribute_datasets_from_function(
-        pipeline.make_dataset_fn(images_fn, count, FLAGS.batch_size, 0, dtype=dtype)))
-    train_steps = train_lib.make_train_steps(state, strategy, FLAGS.batch_size)
+        pipeline.make_dataset_fn(images_fn, count, FLAGS.batch_size, 0,
+                                 dtype=config.compute_dtype)))
+    train_steps = train_lib.make_train_steps(state, strategy, FLAGS.batch_size,
+                                             config.jit_compile)
 
     def run_package(n):
         for _ in range(n // FLAGS.steps_per_loop):
@@ -107,7 +121,8 @@ def main(argv):
     package_median = statistics.median(package_ips)
     result = {
         "batch_size": FLAGS.batch_size, "cpu_replicas": FLAGS.cpu_replicas,
-        "precision": FLAGS.precision, "steps_per_loop": FLAGS.steps_per_loop,
+        "precision": config.precision, "jit_compile": config.jit_compile,
+        "steps_per_loop": FLAGS.steps_per_loop,
         "steps_per_round": steps, "rounds": rounds,
         "article_images_per_sec": round(article_median, 1),
         "package_images_per_sec": round(package_median, 1),
@@ -120,6 +135,11 @@ def main(argv):
         "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "device": "cpu" if not tf.config.list_physical_devices("GPU") else "gpu",
     }
+    if FLAGS.op_breakdown:
+        result["op_breakdown_ms_per_step"] = op_profile.breakdown(
+            lambda: run_package(FLAGS.steps_per_loop * max(1, 5 // FLAGS.steps_per_loop)),
+            steps=FLAGS.steps_per_loop * max(1, 5 // FLAGS.steps_per_loop))
+        print(op_profile.format_table(result["op_breakdown_ms_per_step"]))
     print(json.dumps(result, indent=2))
     results_file.write_json(FLAGS.json_out, result)
 

@@ -6,7 +6,11 @@ from typing import Optional
 
 from dcgan_dist.errors import ConfigError
 
-PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+# --precision: the Keras dtype policy of each choice. "auto" is resolved per platform by
+# `hardware.choose_precision` before anything is built.
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+AUTO = "auto"
 ON_NAN = ("stop", "rollback")
 
 
@@ -29,9 +33,12 @@ class TrainConfig:
     save_every_steps: int = 0            # also save every N global steps; 0 = off
     steps_per_loop: int = 1              # steps per tf.function call
     sync_batch_norm: Optional[bool] = None  # None: on when there are several replicas
-    precision: str = "fp32"
+    precision: str = "fp32"              # fp32, bf16, fp16, or auto (per platform)
+    jit_compile: Optional[bool] = False  # XLA for the step's math; None: per platform
     on_nan: str = "stop"                 # non-finite loss: "stop", or "rollback"
     progress_bar: Optional[bool] = None  # None: when stdout is a terminal
+    eval_every_epochs: int = 0           # evaluate (eval_lib) every N epochs; 0 = off
+    eval_samples: int = 10000            # generated and real images per evaluation
 
     def __post_init__(self):
         checks = [
@@ -50,10 +57,14 @@ class TrainConfig:
                                          "must be 0 (off) or more."),
             (self.steps_per_loop >= 1, f"--steps_per_loop={self.steps_per_loop} must be "
                                        "at least 1."),
-            (self.precision in PRECISIONS, f"--precision={self.precision} is unknown; use "
-                                           f"one of {', '.join(PRECISIONS)}."),
+            (self.precision in (*PRECISIONS, AUTO), f"--precision={self.precision} is "
+             f"unknown; use one of {', '.join(PRECISIONS)} or {AUTO}."),
             (self.on_nan in ON_NAN, f"--on_nan={self.on_nan} is unknown; use one of "
                                     f"{', '.join(ON_NAN)}."),
+            (self.eval_every_epochs >= 0, "--eval_every_epochs="
+             f"{self.eval_every_epochs} must be 0 (off) or more."),
+            (self.eval_samples >= 10, f"--eval_samples={self.eval_samples} is too few; "
+                                      "use at least 10 (10000 for comparable numbers)."),
             (bool(self.workdir), "--workdir must name a folder."),
         ]
         for ok, message in checks:
@@ -65,6 +76,13 @@ class TrainConfig:
         if self.data_dir is not None and not os.path.isdir(self.data_dir):
             raise ConfigError(f"--data_dir={self.data_dir} is not a folder; name the folder "
                               "that holds the MNIST-format IDX files.")
+
+    @property
+    def compute_dtype(self):
+        """The dtype the networks compute in (and the input pipeline delivers)."""
+        if self.precision == AUTO:
+            raise ValueError("resolve --precision=auto first (hardware.resolve)")
+        return COMPUTE_DTYPES[self.precision]
 
     def check_replicas(self, num_replicas):
         if self.batch_size % num_replicas:

@@ -1,14 +1,22 @@
 """Stopping cleanly on SIGTERM (a preempted VM, a scheduler) or SIGINT (Ctrl-C).
 
-The first signal only sets a flag: the loop finishes the step in flight, saves a
-checkpoint and exits with status 75, and the next start resumes there. A second SIGINT
-stops at once (KeyboardInterrupt), for a user who does not want to wait.
+One process (`stop_on_signals`): the first signal only sets a flag; the loop finishes the
+step in flight, saves a checkpoint and exits with status 75, and the next start resumes
+there. A second SIGINT stops at once (KeyboardInterrupt), for a user who does not want to
+wait.
+
+Several workers (`ClusterWatch`): the save is collective, so one worker cannot save
+alone. TensorFlow's `PreemptionCheckpointHandler` catches SIGTERM on any worker, agrees on
+a step with the others through the coordination service, and every worker saves there;
+then each exits with status 75 like a single process.
 """
 
 import contextlib
 import signal
 import sys
 import threading
+
+import tensorflow as tf
 
 
 class StopRequest:
@@ -47,3 +55,37 @@ def stop_on_signals(enabled=True):
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+class ClusterPreempted(Exception):
+    """A worker of the job got SIGTERM; every worker saved a checkpoint at `step`."""
+
+    def __init__(self, step):
+        super().__init__(f"preempted at step {step}")
+        self.step = step
+
+
+class ClusterWatch:
+    """MultiWorkerMirroredStrategy's preemption handling around our own saves.
+
+    `check(step)` after every compiled call: when a worker of the job got SIGTERM, every
+    worker reaches the same call, saves with `save(step)` and raises ClusterPreempted.
+    """
+
+    def __init__(self, strategy, manager, save):
+        self._saved_step = None
+
+        def save_fn(step):
+            save(step)
+            self._saved_step = step
+
+        def exit_fn():  # instead of TensorFlow's sys.exit(42): the loop cleans up first
+            raise ClusterPreempted(self._saved_step)
+
+        self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+            strategy.cluster_resolver, manager,
+            termination_config=tf.distribute.experimental.TerminationConfig(
+                exit_fn=exit_fn, save_fn=save_fn))
+
+    def check(self, step):
+        self._handler.save_checkpoint_if_preempted(step)

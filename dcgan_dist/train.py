@@ -17,12 +17,9 @@ previous one is intact); 75 stopped by SIGTERM or Ctrl-C after saving a
 checkpoint (run the same command to resume).
 """
 
-import os
-import sys
+from absl import app, flags, logging
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING lines
-
-from absl import app, flags, logging  # noqa: E402
+from dcgan_dist import cli  # first: it quiets TensorFlow's C++ log before TF loads
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("strategy", "mirrored",
@@ -55,28 +52,27 @@ flags.DEFINE_integer("steps_per_loop", 1, "Training steps per tf.function call."
 flags.DEFINE_enum("sync_batch_norm", "auto", ["auto", "true", "false"],
                   "Synchronize batch-norm statistics across replicas (auto: when there "
                   "are several).")
-flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16"], "Compute precision.")
+flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16", "fp16"],
+                  "Compute precision: bf16 and fp16 are Keras mixed precision (fp16 with "
+                  "dynamic loss scaling); logits, losses and batch-norm statistics stay "
+                  "float32. auto: bf16 on TPUs and on CPUs with AVX512_BF16/AMX, fp16 on "
+                  "GPUs with tensor cores, else fp32; the log says which and why.")
+flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"],
+                  "Compile each step's forward and backward pass with XLA. auto: off on "
+                  "CPUs and GPUs (slower on CPUs, as measured), TPUs always compile.")
 flags.DEFINE_enum("on_nan", "stop", ["stop", "rollback"],
                   "A NaN or infinite loss: stop with an error, or roll back to the last "
                   "checkpoint with the learning rates halved (at most 3 times).")
+flags.DEFINE_integer("eval_every_epochs", 0, "Every N epochs, measure FID, KID, "
+                     "classifier score, class coverage, precision/recall and the "
+                     "discriminator's ROC-AUC (as python -m dcgan_dist.evaluate does) and "
+                     "record them in TensorBoard and metrics.jsonl (0: never).")
+flags.DEFINE_integer("eval_samples", 10000, "Generated (and real test) images per "
+                     "evaluation.")
 flags.DEFINE_enum("progress_bar", "auto", ["auto", "true", "false"],
                   "Progress bar within an epoch (auto: when stdout is a terminal).")
 
 _TRISTATE = {"auto": None, "true": True, "false": False}
-
-
-def _parse_flags(argv):
-    """absl's parser, but a bad flag exits with status 2 like any other usage error."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {e}\nSee --helpfull for the flags.", file=sys.stderr)
-        sys.exit(2)
-
-
-def _fail(message, status, label="error"):
-    print(f"{label}: {message}", file=sys.stderr)
-    sys.exit(status)
 
 
 def _config_from_flags():
@@ -90,18 +86,20 @@ def _config_from_flags():
         keep_checkpoints=FLAGS.keep_checkpoints, save_every_steps=FLAGS.save_every_steps,
         steps_per_loop=FLAGS.steps_per_loop,
         sync_batch_norm=_TRISTATE[FLAGS.sync_batch_norm], precision=FLAGS.precision,
-        on_nan=FLAGS.on_nan, progress_bar=_TRISTATE[FLAGS.progress_bar])
+        jit_compile=_TRISTATE[FLAGS.jit_compile],
+        on_nan=FLAGS.on_nan, progress_bar=_TRISTATE[FLAGS.progress_bar],
+        eval_every_epochs=FLAGS.eval_every_epochs, eval_samples=FLAGS.eval_samples)
 
 
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's and tfds' INFO lines
     if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}; all options are --flags.", 2)
+        cli.fail(f"unexpected arguments {argv[1:]}; all options are --flags.", 2)
     from dcgan_dist.errors import UserError
     try:
         config = _config_from_flags()
     except UserError as e:  # reported before TensorFlow is even imported
-        _fail(e, e.exit_code, e.label)
+        cli.fail(e, e.exit_code, e.label)
 
     import tensorflow as tf
     from dcgan_dist import strategies, train_lib
@@ -114,13 +112,13 @@ def main(argv):
         config.check_replicas(strategy.num_replicas_in_sync)
         train_lib.train(config, strategy)
     except UserError as e:
-        _fail(e, e.exit_code, e.label)
+        cli.fail(e, e.exit_code, e.label)
     except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:
         # What collectives raise when a peer worker dies or the coordination service
         # loses it: the job cannot go on with fewer workers.
-        _fail(f"a worker of this job was lost ({str(e).splitlines()[0][:300]}); restart "
+        cli.fail(f"a worker of this job was lost ({str(e).splitlines()[0][:300]}); restart "
               "the whole job with the same flags, it resumes from the last checkpoint.", 4)
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    app.run(main, flags_parser=cli.parse_flags)

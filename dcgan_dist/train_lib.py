@@ -22,7 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import checkpoints, images, losses, models, preemption, rng, strategies
+from dcgan_dist import (checkpoints, eval_lib, hardware, images, losses, models,
+                        preemption, rng, strategies)
 from dcgan_dist.config import PRECISIONS
 from dcgan_dist.data import pipeline, sources
 from dcgan_dist.errors import (ConfigError, DataError, NonFiniteError, Preempted,
@@ -62,7 +63,11 @@ class TrainState:
 
 
 def create_state(config, strategy, sync_batch_norm):
-    """Models, optimizers and counters, created (and built) inside the strategy's scope."""
+    """Models, optimizers and counters, created (and built) inside the strategy's scope.
+
+    With fp16 each network's Adam is wrapped in a Keras `LossScaleOptimizer`, whose
+    dynamic loss scale and its step counter are checkpointed with the rest.
+    """
     dtype = PRECISIONS[config.precision]
     with strategy.scope():
         generator = models.make_generator_model(sync_batch_norm=sync_batch_norm, dtype=dtype,
@@ -73,6 +78,8 @@ def create_state(config, strategy, sync_batch_norm):
         optimizers = []
         for model in (generator, discriminator):
             optimizer = keras.optimizers.Adam(config.learning_rate)
+            if config.precision == "fp16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(model.trainable_variables)
             optimizers.append(optimizer)
         return TrainState(
@@ -83,11 +90,36 @@ def create_state(config, strategy, sync_batch_norm):
             epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"))
 
 
-def make_train_steps(state, strategy, global_batch_size):
-    """A tf.function `train_steps(iterator, num_steps)` returning mean metrics."""
-    generator, discriminator = state.generator, state.discriminator
+def _skip_together(gen_grads, disc_grads):
+    """fp16: makes every replica's gradients of both networks non-finite when any is.
 
-    def replica_step(real_images, noise_seed):
+    Each LossScaleOptimizer skips its step (and halves its scale) when its own local
+    gradients are not finite. That alone would let one network step while the other
+    skips, or one replica's overflow go unseen by another. One all-reduced flag, folded
+    into all the gradients, makes both optimizers on every replica decide the same way;
+    multiplying by 1.0 changes nothing otherwise.
+    """
+    local_ok = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g))
+                              for g in gen_grads + disc_grads])
+    bad = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(local_ok, tf.float32))
+    factor = tf.where(bad > 0.0, float("nan"), 1.0)
+    return ([g * tf.cast(factor, g.dtype) for g in gen_grads],
+            [g * tf.cast(factor, g.dtype) for g in disc_grads])
+
+
+def make_train_steps(state, strategy, global_batch_size, jit_compile=False):
+    """A tf.function `train_steps(iterator, num_steps)` returning mean metrics.
+
+    jit_compile: compile each replica's forward and backward pass with XLA. The
+    optimizer updates stay outside XLA: their gradient all-reduce is a cross-replica
+    call that XLA cannot hold under every strategy.
+    """
+    generator, discriminator = state.generator, state.discriminator
+    loss_scaling = isinstance(state.generator_optimizer,
+                              keras.optimizers.LossScaleOptimizer)
+
+    def gradients(real_images, noise_seed):
         batch = tf.shape(real_images)[0]
         # This replica's rows of the global batch's noise: the same numbers whatever the
         # replica count (see rng.py).
@@ -100,18 +132,34 @@ def make_train_steps(state, strategy, global_batch_size):
             gen_loss = losses.generator_loss(fake_logits, global_batch_size)
             disc_loss = losses.discriminator_loss(real_logits, fake_logits,
                                                   global_batch_size)
-        gen_grads = gen_tape.gradient(gen_loss, generator.trainable_variables)
-        disc_grads = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
-        # apply_gradients in replica context sums the gradients over replicas.
+            if loss_scaling:  # fp16: scaled up so small gradients survive float16
+                gen_target = state.generator_optimizer.scale_loss(gen_loss)
+                disc_target = state.discriminator_optimizer.scale_loss(disc_loss)
+            else:
+                gen_target, disc_target = gen_loss, disc_loss
+        gen_grads = gen_tape.gradient(gen_target, generator.trainable_variables)
+        disc_grads = disc_tape.gradient(disc_target, discriminator.trainable_variables)
+        # Each value is this replica's share of a global-batch mean: summing the replicas
+        # gives the mean.
+        metrics = {"g_loss": gen_loss, "d_loss": disc_loss,
+                   "d_real": tf.reduce_sum(tf.sigmoid(real_logits)) / global_batch_size,
+                   "d_fake": tf.reduce_sum(tf.sigmoid(fake_logits)) / global_batch_size}
+        return gen_grads, disc_grads, metrics
+
+    if jit_compile:
+        gradients = tf.function(gradients, jit_compile=True)
+
+    def replica_step(real_images, noise_seed):
+        gen_grads, disc_grads, metrics = gradients(real_images, noise_seed)
+        if loss_scaling:
+            gen_grads, disc_grads = _skip_together(gen_grads, disc_grads)
+        # apply_gradients in replica context sums the gradients over replicas (and,
+        # with loss scaling, unscales them or skips the step).
         state.generator_optimizer.apply_gradients(
             zip(gen_grads, generator.trainable_variables))
         state.discriminator_optimizer.apply_gradients(
             zip(disc_grads, discriminator.trainable_variables))
-        # Each value is this replica's share of a global-batch mean: summing the replicas
-        # gives the mean.
-        return {"g_loss": gen_loss, "d_loss": disc_loss,
-                "d_real": tf.reduce_sum(tf.sigmoid(real_logits)) / global_batch_size,
-                "d_fake": tf.reduce_sum(tf.sigmoid(fake_logits)) / global_batch_size}
+        return metrics
 
     @tf.function
     def train_steps(iterator, num_steps):
@@ -244,8 +292,16 @@ def train(config, strategy):
     chief = strategies.is_chief(strategy)
     num_replicas = strategy.num_replicas_in_sync
     config.check_replicas(num_replicas)
+    config, choices = hardware.resolve(config, strategy)
+    for choice in choices:
+        print(f"train | auto: {choice}", flush=True)
     sync_batch_norm = (num_replicas > 1 if config.sync_batch_norm is None
                        else config.sync_batch_norm)
+    if config.jit_compile and sync_batch_norm:
+        raise ConfigError(
+            "--jit_compile=true cannot compile synchronized batch norm (it all-reduces "
+            f"inside the forward pass of {num_replicas} replicas); pass "
+            "--sync_batch_norm=false as well, or --jit_compile=false.")
 
     _check_workdir_config(config)
     builder, images_fn, num_examples = _load_images(config)
@@ -266,17 +322,17 @@ def train(config, strategy):
     start_step = int(state.step.numpy())
     print(f"train | dataset: {builder.info.full_name} {config.split} ({num_examples} "
           f"images) | replicas: {num_replicas} | global batch: {config.batch_size} | "
-          f"steps/epoch: {per_epoch} | precision: {config.precision} | sync batch norm: "
-          f"{sync_batch_norm}" + (f" | resumed from {restored} at step {start_step}"
+          f"steps/epoch: {per_epoch} | precision: {config.precision} | jit_compile: "
+          f"{config.jit_compile} | sync batch norm: {sync_batch_norm}" + (f" | resumed from {restored} at step {start_step}"
                                   if restored else ""), flush=True)
 
     def iterator_from(step):
-        dtype = tf.bfloat16 if config.precision == "bf16" else tf.float32
         return iter(strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
-            images_fn, num_examples, config.batch_size, config.seed, step, dtype)))
+            images_fn, num_examples, config.batch_size, config.seed, step,
+            config.compute_dtype)))
 
     iterator = iterator_from(start_step)
-    train_steps = make_train_steps(state, strategy, config.batch_size)
+    train_steps = make_train_steps(state, strategy, config.batch_size, config.jit_compile)
     grid_noise = rng.normal_rows([NUM_GRID_IMAGES, models.NOISE_DIM], [config.seed, 1])
     writer = (tf.summary.create_file_writer(os.path.join(config.workdir, "train"))
               if chief else tf.summary.create_noop_writer())
@@ -285,9 +341,15 @@ def train(config, strategy):
 
     loop = _EpochLoop(config, state, iterator, train_steps, manager, writer, grid_noise,
                       per_epoch, show_progress, chief)
+    if chief and config.eval_every_epochs:
+        loop.evaluator = eval_lib.Evaluator(
+            config.dataset, config.data_dir, config.tfds_data_dir, config.workdir,
+            num_samples=config.eval_samples, seed=config.seed)
     # A signal on one worker of several cannot start the collective save alone: there,
-    # preemption is left to the scheduler and the last periodic checkpoint.
+    # TensorFlow's handler makes every worker save at the same step (preemption.py).
     single_worker = strategies.task_info(strategy)[0] is None
+    if not single_worker:
+        loop.cluster_watch = preemption.ClusterWatch(strategy, manager, loop.save)
     with preemption.stop_on_signals(enabled=single_worker) as stop:
         step = start_step
         for rollbacks in range(MAX_ROLLBACKS + 1):
@@ -297,6 +359,13 @@ def train(config, strategy):
             except _NonFinite as failure:
                 step = _roll_back(config, state, checkpoint, failure, rollbacks, chief)
                 loop.iterator = iterator_from(step)
+            except preemption.ClusterPreempted as preempted:
+                writer.close()
+                raise Preempted(
+                    f"SIGTERM on a worker of this job: every worker saved the checkpoint "
+                    f"of step {preempted.step} (kept in "
+                    f"{os.path.join(config.workdir, 'checkpoints')}); run the same command "
+                    "to resume.") from None
         if stop:
             if step != saved_step:
                 _save(manager, step, chief)
@@ -307,6 +376,8 @@ def train(config, strategy):
         _save(manager, step, chief)
     if chief:
         images.save_gif(config.workdir)
+    if loop.evaluator:
+        loop.evaluator.close()
     writer.close()
     print(f"train | done | step: {step} | weights: {weights_fingerprint(state)}",
           flush=True)
@@ -357,6 +428,8 @@ class _EpochLoop:
     show_progress: bool
     chief: bool
     saved_step: int = 0
+    cluster_watch: object = None  # preemption.ClusterWatch of a multi-worker job
+    evaluator: object = None      # eval_lib.Evaluator, on the chief, with --eval_every_epochs
 
     def run(self, step, total_steps, stop):
         """Trains from global `step` to `total_steps`, or until `stop` becomes true.
@@ -385,17 +458,29 @@ class _EpochLoop:
                                          self.writer, epoch, step)
                 if (epoch % self.config.checkpoint_every_epochs == 0
                         or self._periodic_save_due(step)):
-                    self._save(step)
+                    self.save(step)
             print(_format_line(epoch, self.config.epochs, step, seconds, images_per_sec,
                                epoch_metrics), flush=True)
             self.writer.flush()
+            if (self.evaluator and step == epoch * self.per_epoch
+                    and epoch % self.config.eval_every_epochs == 0):
+                results = self.evaluator(
+                    self.state.generator, self.state.discriminator, step,
+                    checkpoint=(self.manager.latest_checkpoint
+                                if self.saved_step == step else None))
+                print(f"eval | epoch: {epoch} | step: {step} | "
+                      + eval_lib.format_results(results), flush=True)
+            if self.cluster_watch:  # after the epoch's outputs, so a resume skips none
+                self.cluster_watch.check(step)
         return epoch_metrics, step, self.saved_step
 
     def _periodic_save_due(self, step):
         every = self.config.save_every_steps
         return bool(every) and step % every == 0
 
-    def _save(self, step):
+    def save(self, step):
+        if step == self.saved_step:  # already on disk (a preemption at a save point)
+            return
         _save(self.manager, step, self.chief)
         self.saved_step = step
 
@@ -421,7 +506,9 @@ class _EpochLoop:
                     tf.summary.scalar(name, value)
             if progress:
                 progress.update(step - (epoch - 1) * self.per_epoch, list(metrics.items()))
+            if self.cluster_watch and step != epoch_end:  # run() checks at epoch ends
+                self.cluster_watch.check(step)
             # At the end of a whole epoch run() saves, after recording the epoch.
             if self._periodic_save_due(step) and step != epoch * self.per_epoch:
-                self._save(step)
+                self.save(step)
         return sums, step - first

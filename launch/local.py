@@ -7,8 +7,10 @@ Everything after `--` goes to every worker's `python -m dcgan_dist.train`. Each 
 gets its own TF_CONFIG (cluster of 127.0.0.1 ports, its task index), its own log file
 and a pid file (LOG_DIR/worker_<i>.log, worker_<i>.pid); worker 0 is the chief. If one
 worker fails, the others are stopped and the launcher exits with that worker's status,
-so a dead peer never leaves the rest hanging in a collective. Rerunning the same command
-resumes from the last checkpoint in the workdir.
+so a dead peer never leaves the rest hanging in a collective. A SIGTERM to one worker is
+different: every worker saves a checkpoint at the same step and exits with 75, and the
+launcher waits for them and exits with 75. Rerunning the same command resumes from the
+last checkpoint in the workdir.
 """
 
 import argparse
@@ -21,6 +23,7 @@ import sys
 import time
 
 GRACE_SECONDS = 10
+PREEMPTED = 75  # a worker's exit status after a SIGTERM and the job's checkpoint
 
 
 def free_ports(count):
@@ -53,6 +56,15 @@ def _stop(processes):
             p.wait()
 
 
+def _wait(processes, seconds):
+    deadline = time.monotonic() + seconds
+    for p in processes:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return
+
+
 def launch(num_workers, train_args, log_dir, module="dcgan_dist.train"):
     """Starts the workers and waits; returns 0, or the first failing worker's status."""
     os.makedirs(log_dir, exist_ok=True)
@@ -79,6 +91,10 @@ def launch(num_workers, train_args, log_dir, module="dcgan_dist.train"):
                       + f"; stopping the others (logs in {log_dir})", file=sys.stderr)
                 code = failed[0][1]
                 status = 128 - code if code < 0 else code  # killed by signal N: 128+N
+                if all(code == PREEMPTED for _, code in failed):
+                    # Every worker saved at the same step and is exiting with 75 too: a
+                    # SIGTERM now would only interrupt that.
+                    _wait(processes, GRACE_SECONDS)
                 break
             if all(code == 0 for code in codes):
                 break

@@ -2,12 +2,14 @@
 multi-replica code runs under MirroredStrategy on a machine without accelerators."""
 
 import functools
+import hashlib
 import os
 import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -49,8 +51,11 @@ def fashion_builder(fashion_dir, tfds_dir):
 def checkpoint_values(workdir):
     """{name: value} of every variable in the latest checkpoint of `workdir`."""
     reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+    # Left out: the checkpoint's own counter, and the run count that a multi-worker
+    # job's PreemptionCheckpointHandler adds to it (not training state).
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if not name.startswith(("save_counter", "_CHECKPOINTABLE"))}
+            if not name.startswith(("save_counter", "_CHECKPOINTABLE",
+                                    "checkpointed_runs"))}
 
 
 def run_cli(module, *args, timeout=600):
@@ -58,3 +63,57 @@ def run_cli(module, *args, timeout=600):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
                           text=True, timeout=timeout, env=env)
+
+
+TRAINED_STEPS_PER_EPOCH = 4096 // 64
+
+
+def common_flags(tfds_dir, split="train[:4096]"):
+    """The CLI flags of the shared small runs: 2 replicas, global batch 64."""
+    return ["--strategy=mirrored", "--cpu_replicas=2", "--dataset=fashion_mnist",
+            f"--split={split}", "--batch_size=64", f"--tfds_data_dir={tfds_dir}"]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, fashion_builder, tfds_dir):
+    """Three epochs of 64 steps at global batch 64 on 2 replicas (about a minute),
+    shared by every test that needs a trained workdir; tests that change it copy it."""
+    workdir = str(tmp_path_factory.mktemp("run") / "workdir")
+    result = run_cli("dcgan_dist.train", *common_flags(tfds_dir), "--epochs=3",
+                     "--checkpoint_every_epochs=2", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, result.stdout
+
+
+def snapshot(*folders):
+    """{path: sha256} of every file in or under `folders` (files or folders; missing
+    ones count as empty): what "nothing changed" compares."""
+    paths = []
+    for folder in folders:
+        if os.path.isfile(folder):
+            paths.append(folder)
+        for root, _, files in os.walk(folder):
+            paths.extend(os.path.join(root, name) for name in files)
+    digests = {}
+    for path in paths:
+        with open(path, "rb") as f:
+            digests[str(path)] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
+def idx_bytes(array):
+    """`array` as an uncompressed IDX file of unsigned bytes (MNIST's format)."""
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">i4").tobytes()
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx_folder(path, images, labels, test_images=None, test_labels=None):
+    """A folder of the four MNIST files; arrays are encoded, bytes written as given."""
+    path.mkdir(exist_ok=True)
+    parts = {"train-images-idx3-ubyte": images, "train-labels-idx1-ubyte": labels,
+             "t10k-images-idx3-ubyte": images if test_images is None else test_images,
+             "t10k-labels-idx1-ubyte": labels if test_labels is None else test_labels}
+    for name, array in parts.items():
+        data = array if isinstance(array, bytes) else idx_bytes(array)
+        (path / name).write_bytes(data)
+    return str(path)

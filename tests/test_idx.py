@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from conftest import idx_bytes, write_idx_folder
 from dcgan_dist.data import idx, idx_builder
 
 
@@ -57,33 +58,17 @@ def test_raw_and_gzip_files_read_alike(fashion_dir, tmp_path):
     np.testing.assert_array_equal(raw_labels, gz_labels)
 
 
-def _idx_bytes(array):
-    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">i4").tobytes()
-    return header + array.astype(np.uint8).tobytes()
-
-
-def _write_folder(path, images, labels, test_images=None, test_labels=None):
-    path.mkdir(exist_ok=True)
-    parts = {"train-images-idx3-ubyte": images, "train-labels-idx1-ubyte": labels,
-             "t10k-images-idx3-ubyte": images if test_images is None else test_images,
-             "t10k-labels-idx1-ubyte": labels if test_labels is None else test_labels}
-    for name, array in parts.items():
-        data = array if isinstance(array, bytes) else _idx_bytes(array)
-        (path / name).write_bytes(data)
-    return str(path)
-
-
 GOOD_IMAGES = np.arange(5 * 28 * 28).reshape(5, 28, 28) % 256
 GOOD_LABELS = np.array([0, 1, 2, 3, 9])
 
 
 @pytest.mark.parametrize("images, labels, message", [
-    (b"\x00\x00\x09\x03" + _idx_bytes(GOOD_IMAGES)[4:], GOOD_LABELS, "magic number"),
-    (b"PK\x03\x04" + _idx_bytes(GOOD_IMAGES)[4:], GOOD_LABELS, "not an IDX file"),
-    (_idx_bytes(GOOD_IMAGES)[:-100], GOOD_LABELS, "is truncated"),
-    (_idx_bytes(GOOD_IMAGES)[:10], GOOD_LABELS, "truncated inside its header"),
+    (b"\x00\x00\x09\x03" + idx_bytes(GOOD_IMAGES)[4:], GOOD_LABELS, "magic number"),
+    (b"PK\x03\x04" + idx_bytes(GOOD_IMAGES)[4:], GOOD_LABELS, "not an IDX file"),
+    (idx_bytes(GOOD_IMAGES)[:-100], GOOD_LABELS, "is truncated"),
+    (idx_bytes(GOOD_IMAGES)[:10], GOOD_LABELS, "truncated inside its header"),
     (b"\x00\x00", GOOD_LABELS, "shorter than the 4-byte IDX header"),
-    (_idx_bytes(GOOD_IMAGES) + b"\x00" * 7, GOOD_LABELS, "longer than its header says"),
+    (idx_bytes(GOOD_IMAGES) + b"\x00" * 7, GOOD_LABELS, "longer than its header says"),
     (np.zeros((5, 32, 32)), GOOD_LABELS, "need"),                   # wrong image size
     (np.zeros((5, 28 * 28)), GOOD_LABELS, "images of shape"),       # wrong rank
     (GOOD_IMAGES, GOOD_LABELS[:4], "must match"),                   # counts differ
@@ -92,7 +77,7 @@ GOOD_LABELS = np.array([0, 1, 2, 3, 9])
     (np.zeros((0, 28, 28)), np.zeros((0,)), "holds no images"),
 ])
 def test_malformed_files_are_refused_with_a_reason(tmp_path, images, labels, message):
-    folder = _write_folder(tmp_path / "data", images, labels)
+    folder = write_idx_folder(tmp_path / "data", images, labels)
     with pytest.raises(idx.IdxFormatError, match=message):
         idx.read_split(folder, "train")
 
@@ -116,7 +101,7 @@ def test_empty_and_missing_folders_name_the_expected_files(tmp_path):
 
 
 def test_builder_refuses_a_bad_folder_before_writing(tmp_path):
-    folder = _write_folder(tmp_path / "data", GOOD_IMAGES, GOOD_LABELS,
+    folder = write_idx_folder(tmp_path / "data", GOOD_IMAGES, GOOD_LABELS,
                            test_images=np.zeros((5, 32, 32)))
     tfds_dir = tmp_path / "tfds"
     with pytest.raises(idx.IdxFormatError, match="t10k-images"):
@@ -127,13 +112,13 @@ def test_builder_refuses_a_bad_folder_before_writing(tmp_path):
 
 
 def test_builder_prepares_a_small_folder_and_reuses_it(tmp_path):
-    folder = _write_folder(tmp_path / "data", GOOD_IMAGES, GOOD_LABELS)
+    folder = write_idx_folder(tmp_path / "data", GOOD_IMAGES, GOOD_LABELS)
     builder = idx_builder.prepared_idx_builder(folder, "tiny", str(tmp_path / "tfds"))
     labels = sorted(int(ex["label"]) for ex in tfds.as_numpy(builder.as_dataset("train")))
     assert labels == [0, 1, 2, 3, 9]
     again = idx_builder.prepared_idx_builder(folder, "tiny", str(tmp_path / "tfds"))
     assert again.data_dir == builder.data_dir
     # Other content in the same folder is a different dataset, prepared anew.
-    _write_folder(tmp_path / "data", GOOD_IMAGES[::-1], GOOD_LABELS[::-1])
+    write_idx_folder(tmp_path / "data", GOOD_IMAGES[::-1], GOOD_LABELS[::-1])
     changed = idx_builder.prepared_idx_builder(folder, "tiny", str(tmp_path / "tfds"))
     assert changed.data_dir != builder.data_dir

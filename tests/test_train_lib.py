@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import mirrored
+from conftest import checkpoint_values, mirrored
 from dcgan_dist import train_lib
 from dcgan_dist.config import TrainConfig
 from dcgan_dist.data import pipeline
@@ -89,3 +89,70 @@ def test_divergence_before_any_checkpoint_stops_cleanly(fashion_builder, tfds_di
     with pytest.raises(NonFiniteError, match="nothing to roll back to"):
         train_lib.train(config, mirrored(1))
     assert tf.train.latest_checkpoint(str(tmp_path / "w" / "checkpoints")) is None
+
+
+def _trainables(state):
+    return [v.numpy() for v in state.generator.trainable_variables
+            + state.discriminator.trainable_variables]
+
+
+def test_fp16_overflow_on_one_replica_skips_both_networks_on_all(tmp_path):
+    """Replica 3 of 4 sees infinite images: only its discriminator gradients are
+    non-finite. Both networks must skip the step on every replica and halve both loss
+    scales; the next finite step applies."""
+    strategy = mirrored(4)
+    config = TrainConfig(workdir=str(tmp_path), batch_size=16, precision="fp16")
+    state = train_lib.create_state(config, strategy, sync_batch_norm=False)
+    optimizers = (state.generator_optimizer, state.discriminator_optimizer)
+    scale = float(optimizers[0].dynamic_scale.numpy())
+    train_steps = train_lib.make_train_steps(state, strategy, 16)
+
+    def one_batch(values):
+        images = tf.constant(values, tf.float16, shape=[16, 28, 28, 1])
+        return iter(strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensors(images).repeat()))
+
+    before = _trainables(state)
+    poisoned = np.zeros([16, 28, 28, 1], np.float16)
+    poisoned[12:] = np.inf  # the last replica's quarter of the global batch
+    train_steps(one_batch(poisoned), tf.constant(1))
+    for a, b in zip(before, _trainables(state)):
+        np.testing.assert_array_equal(b, a)
+    for optimizer in optimizers:
+        assert int(optimizer.iterations.numpy()) == 0
+        assert float(optimizer.dynamic_scale.numpy()) == scale / 2
+
+    metrics = train_steps(one_batch(np.zeros([16, 28, 28, 1], np.float16)), tf.constant(1))
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    after = _trainables(state)
+    assert all(np.isfinite(w).all() for w in after)
+    assert sum(not np.array_equal(a, b) for a, b in zip(before, after)) == len(before)
+    for optimizer in optimizers:
+        assert int(optimizer.iterations.numpy()) == 1
+        assert int(optimizer.step_counter.numpy()) == 1
+
+
+@pytest.mark.parametrize("precision, jit_compile", [
+    ("fp32", True), ("bf16", False), ("bf16", True), ("fp16", False), ("fp16", True)])
+def test_each_precision_and_xla_choice_trains(precision, jit_compile, fashion_builder,
+                                              tfds_dir, tmp_path):
+    workdir = tmp_path / "w"
+    config = TrainConfig(workdir=str(workdir), dataset="fashion_mnist",
+                         tfds_data_dir=tfds_dir, split="train[:128]", batch_size=32,
+                         epochs=1, max_steps=3, precision=precision,
+                         jit_compile=jit_compile, progress_bar=False)
+    metrics = train_lib.train(config, mirrored(1))
+    assert all(np.isfinite(value) for value in metrics.values()), metrics
+    # A resume restores every variable of the state that precision builds.
+    restored = train_lib.create_state(config, tf.distribute.get_strategy(), False)
+    initial = restored.generator.layers[0].kernel.numpy()
+    restored.checkpoint().restore(tf.train.latest_checkpoint(
+        str(workdir / "checkpoints"))).assert_existing_objects_matched()
+    assert int(restored.step.numpy()) == 3
+    kernel = restored.generator.layers[0].kernel
+    assert kernel.dtype == tf.float32  # mixed precision keeps float32 weights
+    assert not np.array_equal(kernel.numpy(), initial)  # it trained
+    values = checkpoint_values(str(workdir))
+    scales = [k for k in values if "dynamic_scale" in k]
+    # fp16 checkpoints each network's loss scale, so a resume continues with it.
+    assert len(scales) == (2 if precision == "fp16" else 0), scales

@@ -1,0 +1,56 @@
+"""What the package's command lines share: flag errors and user errors as one line on
+stderr with an exit status, never a traceback.
+
+    cli.run(body)                   # body() reads absl's FLAGS; no positional arguments
+    cli.run(body, positional=True)  # body(paths) gets the positional arguments
+
+TensorFlow is not imported here: a command can refuse a bad flag or a missing file in
+about a second, before it pays for importing TensorFlow.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING lines
+
+from absl import app, flags, logging  # noqa: E402
+
+from dcgan_dist.errors import UserError  # noqa: E402
+
+USAGE_STATUS = 2
+
+
+def parse_flags(argv):
+    """absl's parser, but a bad flag exits with status 2 like any other usage error."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {e}\nSee --helpfull for the flags.", file=sys.stderr)
+        sys.exit(USAGE_STATUS)
+
+
+def define_checkpoint_flags(workdir_required=True):
+    """--workdir and --checkpoint, for the commands that read a training run."""
+    flags.DEFINE_string("workdir", None, "The --workdir of a training run.",
+                        required=workdir_required)
+    flags.DEFINE_string("checkpoint", "", "A step, or a checkpoint path (default: the "
+                        "latest checkpoint of --workdir).")
+
+
+def fail(message, status, label="error"):
+    print(f"{label}: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def run(body, positional=False):
+    """Parses the flags and runs `body`, turning a UserError into its exit status."""
+    def main(argv):
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's and tfds' INFO lines
+        if not positional and len(argv) > 1:
+            fail(f"unexpected arguments {argv[1:]}; all options are --flags.", USAGE_STATUS)
+        try:
+            body(argv[1:]) if positional else body()
+        except UserError as e:
+            fail(e, e.exit_code, e.label)
+
+    app.run(main, flags_parser=parse_flags)

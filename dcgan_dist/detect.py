@@ -1,0 +1,65 @@
+"""Score images with a trained discriminator: the probability that each one is real.
+
+With a training run's discriminator (the latest checkpoint, or --checkpoint):
+    python -m dcgan_dist.detect --workdir=runs/dcgan digit.png samples.npz
+With an exported detector (python -m dcgan_dist.export):
+    python -m dcgan_dist.detect --detector=runs/dcgan/export/detector digit.png
+
+Takes 28x28 image files (PNG, or any format imageio reads; colour is turned grey) and
+.npz files of uint8 images [N, 28, 28] (as dcgan_dist.generate writes). Prints one line
+per image: its name (PATH, or PATH[i] inside an .npz), a tab, the probability.
+
+Exit status: 0 done; 1 unexpected error; 2 bad flag or missing --workdir; 3 an unusable
+image file, or a missing or damaged checkpoint or detector.
+"""
+
+import os
+
+from absl import flags
+
+from dcgan_dist import cli
+from dcgan_dist.errors import ConfigError, DataError
+
+FLAGS = flags.FLAGS
+cli.define_checkpoint_flags(workdir_required=False)
+flags.DEFINE_string("detector", None, "An exported detector SavedModel, instead of "
+                    "--workdir.")
+
+
+def _exported_logits(folder, images):
+    import tensorflow as tf
+    if not os.path.isfile(os.path.join(folder, "saved_model.pb")):
+        raise DataError(f"--detector={folder} is not a SavedModel folder; pass "
+                        "EXPORT_DIR/detector as dcgan_dist.export wrote it.")
+    try:
+        detect = tf.saved_model.load(folder).signatures["serving_default"]
+        return detect(images=tf.constant(images))["logit"].numpy()
+    except (KeyError, ValueError, TypeError, OSError, tf.errors.OpError) as e:
+        raise DataError(f"--detector={folder} is not a detector that "
+                        f"dcgan_dist.export wrote ({type(e).__name__}).") from None
+
+
+def _checkpoint_logits(path, images):
+    from dcgan_dist import detection, trained
+    _, discriminator = trained.make_networks()
+    trained.restore(path, discriminator=discriminator)
+    return detection.score_images(discriminator, images)
+
+
+def detect(paths):
+    from dcgan_dist import image_files, trained
+    if bool(FLAGS.workdir) == bool(FLAGS.detector):
+        raise ConfigError("pass either --workdir (a training run) or --detector (an "
+                          "exported detector), not both or neither.")
+    checkpoint = (trained.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
+                  if FLAGS.workdir else None)
+    names, images = image_files.read_images(paths)
+    from dcgan_dist import detection  # TensorFlow: only once the inputs are known good
+    logits = (_checkpoint_logits(checkpoint, images) if checkpoint
+              else _exported_logits(FLAGS.detector, images))
+    for name, probability in zip(names, detection.probability_real(logits)):
+        print(f"{name}\t{probability:.6f}")
+
+
+if __name__ == "__main__":
+    cli.run(detect, positional=True)

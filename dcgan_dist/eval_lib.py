@@ -1,0 +1,148 @@
+"""Evaluation: how good a generator's samples are, and how well its discriminator spots
+them, recorded beside the training run.
+
+    evaluator = Evaluator("fashion_mnist", workdir=workdir)  # classifier, real features
+    results = evaluator(generator, discriminator, step)      # metrics, recorded
+
+Each call appends one JSON line to WORKDIR/metrics.jsonl and writes the scalars to
+TensorBoard under WORKDIR/eval, so runs and checkpoints can be compared later.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from dcgan_dist import classifier, detection, metrics, sampling, trained
+from dcgan_dist.data import sources
+from dcgan_dist.errors import ConfigError
+
+METRICS_FILE = "metrics.jsonl"
+EVAL_FOLDER = "eval"
+REAL_SPLIT = "test"
+MIN_SAMPLES = 10  # k-NN manifolds (k=3) and KID subsets need a few images
+
+
+class Evaluator:
+    """Computes and records every metric of a generator and discriminator.
+
+    Construction does the work that does not depend on the networks, once: the
+    dataset, the feature classifier (trained and cached on first use, ~30 s on two
+    cores), the real test images and their features, and the generator's noise (the
+    same `num_samples` seeds at every call, so values over time compare like with like).
+
+    A call runs the networks eagerly in batches: nothing is traced, so calling it every
+    few epochs of a training run, on networks under a tf.distribute strategy or not,
+    leaves no compiled functions behind. Build it outside any strategy's scope.
+
+    Args:
+      dataset: tfds name of the training data (mnist, fashion_mnist, ...).
+      data_dir, tfds_data_dir: as training's flags of the same names.
+      workdir: where to record (None: record nothing) and where to find the earlier
+        checkpoints whose generators the discriminator is also scored against.
+      num_samples: generated images, and real test images (at most the split's size).
+      seed: the generated images are those of seeds seed .. seed + num_samples - 1.
+      classifier_dir: where the classifier is cached (default: beside the data).
+      compare_earlier: score the discriminator against earlier checkpoints' samples.
+    """
+
+    def __init__(self, dataset, data_dir=None, tfds_data_dir=None, workdir=None,
+                 num_samples=10000, seed=0, classifier_dir=None, compare_earlier=True):
+        if num_samples < MIN_SAMPLES:
+            raise ConfigError(f"--num_samples={num_samples} is too few; use at least "
+                              f"{MIN_SAMPLES} (10000 for numbers comparable with papers).")
+        builder = sources.load_builder(dataset, data_dir, tfds_data_dir)
+        self.classifier = classifier.load_or_train(builder, dataset, classifier_dir)
+        total = builder.info.splits[REAL_SPLIT].num_examples
+        self.real_images, _ = classifier.load_split(
+            builder, f"{REAL_SPLIT}[:{min(num_samples, total)}]")
+        self.real = self.classifier.embed(self.real_images)
+        self.noise = sampling.noise_for_seeds(np.arange(num_samples) + seed)
+        self.workdir = workdir
+        self.compare_earlier = compare_earlier and workdir is not None
+        self._writer = None
+        self._scratch_generator = None
+
+    def __call__(self, generator, discriminator, step, checkpoint=None):
+        """The metrics of `generator` and `discriminator` at global `step`, recorded.
+
+        Returns a dict of numbers (and `class_share`, a list): the metrics of
+        `metrics.METRICS`, `detector_auc` (ROC-AUC of the discriminator, real test
+        images against this generator's), `detector_auc_earlier` ({step: AUC against
+        the generator of each earlier checkpoint in the workdir}), and `eval_seconds`.
+        """
+        started = time.perf_counter()
+        fake_images = sampling.generate_images(generator, self.noise)
+        results = metrics.compute(self.real, self.classifier.embed(fake_images))
+        real_logits = detection.score_images(discriminator, self.real_images)
+        fake_logits = detection.score_images(discriminator, fake_images)
+        results["detector_auc"] = metrics.roc_auc(real_logits, fake_logits)
+        results["detector_real_mean"] = float(detection.probability_real(real_logits).mean())
+        results["detector_fake_mean"] = float(detection.probability_real(fake_logits).mean())
+        if self.compare_earlier:
+            results["detector_auc_earlier"] = self._earlier_aucs(discriminator, real_logits,
+                                                                 step)
+        results["eval_seconds"] = round(time.perf_counter() - started, 2)
+        if self.workdir is not None:
+            self._record(results, step, checkpoint)
+        return results
+
+    def _earlier_aucs(self, discriminator, real_logits, step):
+        """{step: AUC} of the discriminator against each earlier checkpoint's generator."""
+        aucs = {}
+        for earlier_step, path in trained.list_checkpoints(self.workdir):
+            if earlier_step >= step:
+                continue
+            if self._scratch_generator is None:  # built once, restored into each time
+                self._scratch_generator, _ = trained.make_networks()
+            trained.restore(path, generator=self._scratch_generator)
+            images = sampling.generate_images(self._scratch_generator, self.noise)
+            aucs[str(earlier_step)] = metrics.roc_auc(
+                real_logits, detection.score_images(discriminator, images))
+        return aucs
+
+    def _record(self, results, step, checkpoint):
+        line = {"step": int(step), "checkpoint": checkpoint,
+                "num_samples": int(self.noise.shape[0]),
+                "classifier_accuracy": self.classifier.test_accuracy, **results}
+        with open(os.path.join(self.workdir, METRICS_FILE), "a") as f:
+            f.write(json.dumps(line) + "\n")
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(
+                os.path.join(self.workdir, EVAL_FOLDER))
+        with self._writer.as_default(step=int(step)):
+            for tag, value in scalars(results).items():
+                tf.summary.scalar(tag, value)
+        self._writer.flush()
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.close()
+
+
+def scalars(results):
+    """The TensorBoard view of a results dict: lists and dicts become tag/key scalars."""
+    flat = {}
+    for name, value in results.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}/{key}": v for key, v in value.items()})
+        elif isinstance(value, list):
+            flat.update({f"{name}/{i}": v for i, v in enumerate(value)})
+        else:
+            flat[name] = value
+    return flat
+
+
+def format_results(results):
+    """One line: `evaluate | fid: 12.3 | kid: 0.0123 | ...` (lists left out)."""
+    parts = []
+    for name, value in results.items():
+        if isinstance(value, dict):
+            parts += [f"{name}@{key}: {v:.4f}" for key, v in value.items()]
+        elif isinstance(value, float):
+            parts.append(f"{name}: {value:.4g}")
+        elif isinstance(value, int):
+            parts.append(f"{name}: {value}")
+    return " | ".join(parts)

@@ -1,0 +1,50 @@
+"""Export a training run's networks as SavedModels: the generator (noise or seeds to
+uint8 images) and the discriminator as a detector (uint8 images to the probability of
+being real). See `serving` for the signatures.
+
+    python -m dcgan_dist.export --workdir=runs/dcgan --export_dir=runs/dcgan/export
+    python -m dcgan_dist.detect --detector=runs/dcgan/export/detector image.png
+
+Writes EXPORT_DIR/generator, EXPORT_DIR/detector and EXPORT_DIR/export.json (the step
+and checkpoint they came from). Exit status: 0 done; 1 unexpected error; 2 bad flag or
+missing --workdir; 3 missing or damaged checkpoint.
+"""
+
+import json
+import os
+
+from absl import flags
+
+from dcgan_dist import cli
+from dcgan_dist.errors import ConfigError
+
+FLAGS = flags.FLAGS
+cli.define_checkpoint_flags()
+flags.DEFINE_string("export_dir", None, "Folder for the SavedModels.", required=True)
+
+
+def export():
+    from dcgan_dist import trained
+    path = trained.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
+    if os.path.exists(os.path.join(FLAGS.export_dir, "export.json")):
+        raise ConfigError(f"--export_dir={FLAGS.export_dir} already holds an export; "
+                          "name a new folder.")
+    import tensorflow as tf
+    from dcgan_dist import serving
+    generator, discriminator, step = trained.load_networks(path)
+    try:
+        serving.export_generator(generator, os.path.join(FLAGS.export_dir,
+                                                         serving.GENERATOR_FOLDER))
+        serving.export_detector(discriminator, os.path.join(FLAGS.export_dir,
+                                                            serving.DETECTOR_FOLDER))
+        with open(os.path.join(FLAGS.export_dir, "export.json"), "w") as f:
+            json.dump({"step": step, "checkpoint": path}, f, indent=2)
+    except (OSError, tf.errors.OpError) as e:
+        raise ConfigError(f"--export_dir={FLAGS.export_dir} cannot be written ({str(e).splitlines()[0][:200]}); "
+                          "choose a folder you can write to.") from None
+    print(f"export | step: {step} | checkpoint: {path} | generator and detector in "
+          f"{FLAGS.export_dir}", flush=True)
+
+
+if __name__ == "__main__":
+    cli.run(export)

@@ -1,0 +1,112 @@
+"""The trained networks of a workdir: finding its checkpoints and restoring the generator
+and discriminator for inference (evaluate, generate, export, detect).
+
+Finding a checkpoint needs no TensorFlow (the commands refuse a wrong --workdir or
+--checkpoint before importing it); restoring does, and imports it when called.
+"""
+
+import glob
+import json
+import os
+import re
+
+from dcgan_dist.errors import ConfigError, DataError
+
+CHECKPOINT_FOLDER = "checkpoints"
+CONFIG_FILE = "config.json"  # written by training: dataset, split, seed, ...
+_STEP = re.compile(r"-(\d+)\.index$")
+
+
+def list_checkpoints(workdir):
+    """[(step, checkpoint path)] of the checkpoints in `workdir`, oldest first.
+
+    Damaged checkpoints that training moved to checkpoints/damaged/ are not listed.
+    """
+    found = []
+    for index in glob.glob(os.path.join(glob.escape(workdir), CHECKPOINT_FOLDER,
+                                        "*-*.index")):
+        match = _STEP.search(index)
+        if match:
+            found.append((int(match.group(1)), index[:-len(".index")]))
+    return sorted(found)
+
+
+def resolve_checkpoint(workdir, name=None):
+    """The checkpoint path of `name` in `workdir` (the latest when `name` is empty).
+
+    `name` may be a path, a checkpoint file prefix in WORKDIR/checkpoints (ckpt-640) or a
+    step (640). Raises ConfigError for a missing workdir, DataError for a missing
+    checkpoint, each with a sentence that says what to pass instead.
+    """
+    if not os.path.isdir(workdir):
+        raise ConfigError(f"--workdir={workdir} is not a folder; pass the --workdir that "
+                          "training wrote.")
+    available = list_checkpoints(workdir)
+    if not available:
+        raise DataError(f"{workdir} holds no checkpoint (no "
+                        f"{os.path.join(workdir, CHECKPOINT_FOLDER, 'ckpt-STEP.index')}); "
+                        "train first or pass the --workdir that training wrote.")
+    if not name:
+        return available[-1][1]
+    for step, path in available:
+        if name in (path, str(step), os.path.basename(path)):
+            return path
+    if os.path.isfile(name + ".index"):
+        return name
+    steps = ", ".join(str(step) for step, _ in available)
+    raise DataError(f"--checkpoint={name} is not a checkpoint of {workdir}; it holds the "
+                    f"steps {steps} (pass one of them, or a checkpoint path).")
+
+
+def read_workdir_config(workdir):
+    """The training flags recorded in WORKDIR/config.json ({} when there are none)."""
+    try:
+        with open(os.path.join(workdir, CONFIG_FILE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def make_networks():
+    """A float32 generator and discriminator to restore a checkpoint into.
+
+    Batch norm is not synchronized here, whatever training used: the synchronized and
+    plain layers hold the same variables under the same checkpoint keys (tested), and
+    inference uses the moving statistics only. Mixed-precision runs keep float32
+    variables, so float32 networks restore them exactly.
+    """
+    from dcgan_dist import models
+    return (models.make_generator_model(sync_batch_norm=False, dtype="float32"),
+            models.make_discriminator_model(dtype="float32"))
+
+
+def restore(path, generator=None, discriminator=None):
+    """Restores the given networks from checkpoint `path`; returns its global step.
+
+    Raises DataError when the checkpoint is damaged or does not hold these networks.
+    """
+    import tensorflow as tf
+    from dcgan_dist import checkpoints
+    error = checkpoints.read_error(path)
+    if error:
+        raise DataError(f"checkpoint {path} is damaged ({error}); pass another "
+                        "--checkpoint.")
+    step = tf.Variable(0, dtype=tf.int64)
+    networks = {k: v for k, v in (("generator", generator),
+                                  ("discriminator", discriminator)) if v is not None}
+    try:
+        # expect_partial: the optimizers and RNG state are not needed for inference.
+        tf.train.Checkpoint(step=step, **networks).restore(path).expect_partial() \
+            .assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise DataError(f"checkpoint {path} does not hold this package's networks "
+                        f"({str(e).splitlines()[0][:200]}); pass a checkpoint that "
+                        "dcgan_dist.train wrote.") from None
+    return int(step.numpy())
+
+
+def load_networks(path):
+    """(generator, discriminator, step) restored from checkpoint `path`."""
+    generator, discriminator = make_networks()
+    step = restore(path, generator, discriminator)
+    return generator, discriminator, step
