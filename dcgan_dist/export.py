@@ -40,7 +40,8 @@ def export():
         with open(os.path.join(FLAGS.export_dir, "export.json"), "w") as f:
             json.dump({"step": step, "checkpoint": path}, f, indent=2)
     except (OSError, tf.errors.OpError) as e:
-        raise ConfigError(f"--export_dir={FLAGS.export_dir} cannot be written ({str(e).splitlines()[0][:200]}); "
+        reason = str(e).splitlines()[0][:200]
+        raise ConfigError(f"--export_dir={FLAGS.export_dir} cannot be written ({reason}); "
                           "choose a folder you can write to.") from None
     print(f"export | step: {step} | checkpoint: {path} | generator and detector in "
           f"{FLAGS.export_dir}", flush=True)

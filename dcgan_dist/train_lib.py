@@ -28,10 +28,10 @@ from dcgan_dist.config import PRECISIONS
 from dcgan_dist.data import pipeline, sources
 from dcgan_dist.errors import (ConfigError, DataError, NonFiniteError, Preempted,
                                StorageError)
+from dcgan_dist.trained import CHECKPOINT_FOLDER, CONFIG_FILE  # what the tools read
 
 NUM_GRID_IMAGES = 16
 METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
-CONFIG_FILE = "config.json"
 CHECKPOINT_NAME = "ckpt"  # files checkpoints/ckpt-STEP.*
 MAX_ROLLBACKS = 3  # --on_nan=rollback: halve the learning rates at most this many times
 
@@ -215,7 +215,7 @@ def _checkpoint_manager(checkpoint, workdir, strategy, keep):
     """TensorFlow's multi-worker rule: every worker saves (the save is collective), but
     only the chief's files are kept; the others write to a folder removed afterwards."""
     if strategies.is_chief(strategy):
-        directory = os.path.join(workdir, "checkpoints")
+        directory = os.path.join(workdir, CHECKPOINT_FOLDER)
     else:
         task_type, task_id = strategies.task_info(strategy)
         directory = os.path.join(workdir, "tmp_checkpoints", f"{task_type}_{task_id}")
@@ -316,15 +316,16 @@ def train(config, strategy):
     checkpoint = state.checkpoint()
     # Before the manager exists: it reads the list of checkpoints that this may change.
     restored = checkpoints.restore_latest_good(
-        checkpoint, os.path.join(config.workdir, "checkpoints"), may_move=chief)
+        checkpoint, os.path.join(config.workdir, CHECKPOINT_FOLDER), may_move=chief)
     manager = _checkpoint_manager(checkpoint, config.workdir, strategy,
                                   config.keep_checkpoints)
     start_step = int(state.step.numpy())
     print(f"train | dataset: {builder.info.full_name} {config.split} ({num_examples} "
           f"images) | replicas: {num_replicas} | global batch: {config.batch_size} | "
           f"steps/epoch: {per_epoch} | precision: {config.precision} | jit_compile: "
-          f"{config.jit_compile} | sync batch norm: {sync_batch_norm}" + (f" | resumed from {restored} at step {start_step}"
-                                  if restored else ""), flush=True)
+          f"{config.jit_compile} | sync batch norm: {sync_batch_norm}"
+          + (f" | resumed from {restored} at step {start_step}" if restored else ""),
+          flush=True)
 
     def iterator_from(step):
         return iter(strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
@@ -361,11 +362,11 @@ def train(config, strategy):
                 loop.iterator = iterator_from(step)
             except preemption.ClusterPreempted as preempted:
                 writer.close()
+                kept = os.path.join(config.workdir, CHECKPOINT_FOLDER)
                 raise Preempted(
                     f"SIGTERM on a worker of this job: every worker saved the checkpoint "
-                    f"of step {preempted.step} (kept in "
-                    f"{os.path.join(config.workdir, 'checkpoints')}); run the same command "
-                    "to resume.") from None
+                    f"of step {preempted.step} (kept in {kept}); run the same command to "
+                    "resume.") from None
         if stop:
             if step != saved_step:
                 _save(manager, step, chief)
@@ -396,7 +397,7 @@ def _roll_back(config, state, checkpoint, failure, rollbacks, chief):
     if rollbacks == MAX_ROLLBACKS:
         raise NonFiniteError(f"{what}, again after {MAX_ROLLBACKS} rollbacks that each "
                              "halved the learning rates; lower --learning_rate.")
-    directory = os.path.join(config.workdir, "checkpoints")
+    directory = os.path.join(config.workdir, CHECKPOINT_FOLDER)
     restored = checkpoints.restore_latest_good(checkpoint, directory, may_move=chief)
     if restored is None:
         raise NonFiniteError(f"{what} before any checkpoint was saved, so there is "

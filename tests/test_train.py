@@ -12,6 +12,7 @@ import time
 
 import imageio.v3 as iio
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from conftest import TRAINED_STEPS_PER_EPOCH, checkpoint_values, common_flags, run_cli
@@ -86,9 +87,10 @@ def _distance_to_data(generator, real):
     return mean_gap + np.mean(np.abs(pixels[0] - pixels[1]))
 
 
-def test_short_run_learns(trained_run, fashion_builder):
+@pytest.mark.parametrize("run", ["trained_run", "trained_run_fp32"])
+def test_short_run_learns(run, fashion_builder, request):
     """Generated images move toward the data; the untrained generator is far from it."""
-    workdir, _ = trained_run
+    workdir, _ = request.getfixturevalue(run)
     real = np.stack([((ex["image"].numpy().astype(np.float32) - 127.5) / 127.5)
                      for ex in fashion_builder.as_dataset(split="test[:1000]")])
     # The untrained generator is the trained one's starting point (same seed).
