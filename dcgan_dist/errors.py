@@ -25,6 +25,12 @@ class DataError(UserError):
     exit_code = 3
 
 
+class WorkerLostError(UserError):
+    """A worker of a multi-worker job died or became unreachable (exit status 4)."""
+
+    exit_code = 4
+
+
 class NonFiniteError(UserError):
     """A loss or metric became NaN or infinite (exit status 5); nothing was saved."""
 

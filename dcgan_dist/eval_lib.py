@@ -29,7 +29,7 @@ class Evaluator:
     """Computes and records every metric of a generator and discriminator.
 
     Construction does the work that does not depend on the networks, once: the
-    dataset, the feature classifier (trained and cached on first use, ~30 s on two
+    dataset, the feature classifier (trained and cached on first use, ~20 s on two
     cores), the real test images and their features, and the generator's noise (the
     same `num_samples` seeds at every call, so values over time compare like with like).
 

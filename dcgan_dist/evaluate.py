@@ -8,7 +8,7 @@ A named one (a step, or a checkpoint path), on fewer images:
 
 Prints one line of metrics, appends them as a JSON line to WORKDIR/metrics.jsonl (with
 the step and the checkpoint path) and writes them to TensorBoard under WORKDIR/eval.
-The first evaluation of a dataset trains its feature classifier (~30 s on two cores) and
+The first evaluation of a dataset trains its feature classifier (~20 s on two cores) and
 caches it beside the prepared data.
 
 Exit status: 0 done; 1 unexpected error; 2 bad flag or missing --workdir; 3 missing or

@@ -34,12 +34,12 @@ def _is_tpu(strategy):
 
 
 def _gpu_compute_capability():
-    """(major, minor) of the first GPU, or None without GPUs."""
+    """(major, minor) of the first GPU, () if it has none, or None without GPUs."""
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
         return None
     details = tf.config.experimental.get_device_details(gpus[0])
-    return details.get("compute_capability", (0, 0))
+    return tuple(details.get("compute_capability", ()))  # () on non-CUDA GPUs
 
 
 def choose_precision(strategy):
@@ -47,6 +47,8 @@ def choose_precision(strategy):
     if _is_tpu(strategy):
         return "bf16", "TPUs compute in bfloat16 natively"
     capability = _gpu_compute_capability()
+    if capability == ():
+        return "fp32", "this GPU reports no CUDA compute capability"
     if capability is not None:
         if capability >= (7, 0):
             return "fp16", (f"GPU compute capability {capability[0]}.{capability[1]} has "

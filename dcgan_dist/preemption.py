@@ -6,14 +6,18 @@ there. A second SIGINT stops at once (KeyboardInterrupt), for a user who does no
 wait.
 
 Several workers (`ClusterWatch`): the save is collective, so one worker cannot save
-alone. TensorFlow's `PreemptionCheckpointHandler` catches SIGTERM on any worker, agrees on
-a step with the others through the coordination service, and every worker saves there;
-then each exits with status 75 like a single process.
+alone. The same signal handler sets the flag, and TensorFlow's
+`PreemptionCheckpointHandler` passes it to the other workers through the coordination
+service and agrees on a step at which every worker saves; then each exits with status 75
+like a single process. (TensorFlow turns that handler off on Google Cloud CPU and TPU
+VMs, GKE CPU nodes included; there a job relies on --save_every_steps.)
 """
 
 import contextlib
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 
 import tensorflow as tf
@@ -68,11 +72,13 @@ class ClusterPreempted(Exception):
 class ClusterWatch:
     """MultiWorkerMirroredStrategy's preemption handling around our own saves.
 
-    `check(step)` after every compiled call: when a worker of the job got SIGTERM, every
-    worker reaches the same call, saves with `save(step)` and raises ClusterPreempted.
+    `check(step)` after every compiled call: once any worker's `signalled` (a
+    StopRequest) is true, the workers agree through the coordination service on a call
+    at which every one of them saves with `save(step)`; then each raises
+    ClusterPreempted. A worker's own signal never stops it alone.
     """
 
-    def __init__(self, strategy, manager, save):
+    def __init__(self, strategy, checkpoint, save, signalled):
         self._saved_step = None
 
         def save_fn(step):
@@ -82,10 +88,34 @@ class ClusterWatch:
         def exit_fn():  # instead of TensorFlow's sys.exit(42): the loop cleans up first
             raise ClusterPreempted(self._saved_step)
 
-        self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
-            strategy.cluster_resolver, manager,
-            termination_config=tf.distribute.experimental.TerminationConfig(
-                exit_fn=exit_fn, save_fn=save_fn))
+        # The handler counts check() calls to agree on a step, starting from the count
+        # it restores from its manager's checkpoint. Given an empty folder, every worker
+        # starts from 0 at every start and they agree; the training state itself was
+        # restored (and checked) by checkpoints.restore_latest_good, and save_fn writes.
+        scratch = tempfile.mkdtemp(prefix="dcgan_preemption_")
+        try:
+            self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+                strategy.cluster_resolver,
+                tf.train.CheckpointManager(checkpoint, scratch, max_to_keep=1),
+                termination_config=tf.distribute.experimental.TerminationConfig(
+                    # Our SIGTERM/SIGINT handler, on every platform: TensorFlow's default
+                    # on Google Cloud GPU VMs watches maintenance events instead.
+                    termination_watcher_fn=lambda: bool(signalled),
+                    exit_fn=exit_fn, grace_period=0, save_fn=save_fn))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def check(self, step):
         self._handler.save_checkpoint_if_preempted(step)
+
+
+class _Never:
+    """A StopRequest that stays false: the workers of a job stop only together."""
+
+    signal_name = None
+
+    def __bool__(self):
+        return False
+
+
+NEVER = _Never()

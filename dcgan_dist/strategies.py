@@ -79,6 +79,15 @@ def task_info(strategy):
     return resolver.task_type, resolver.task_id
 
 
+def num_workers(strategy):
+    """Processes that train together: the workers (and chief) of a multi-worker job, else
+    1 (a TPU's hosts are driven by this one process)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return 1
+    spec = strategy.cluster_resolver.cluster_spec().as_dict()
+    return max(1, len(spec.get("worker", [])) + len(spec.get("chief", [])))
+
+
 def is_chief(strategy):
     """Whether this process writes summaries, images and the real checkpoints.
 

@@ -17,7 +17,7 @@ previous one is intact); 75 stopped by SIGTERM or Ctrl-C after saving a
 checkpoint (run the same command to resume).
 """
 
-from absl import app, flags, logging
+from absl import flags
 
 from dcgan_dist import cli  # first: it quiets TensorFlow's C++ log before TF loads
 
@@ -91,18 +91,12 @@ def _config_from_flags():
         eval_every_epochs=FLAGS.eval_every_epochs, eval_samples=FLAGS.eval_samples)
 
 
-def main(argv):
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's and tfds' INFO lines
-    if len(argv) > 1:
-        cli.fail(f"unexpected arguments {argv[1:]}; all options are --flags.", 2)
-    from dcgan_dist.errors import UserError
-    try:
-        config = _config_from_flags()
-    except UserError as e:  # reported before TensorFlow is even imported
-        cli.fail(e, e.exit_code, e.label)
+def train():
+    config = _config_from_flags()  # a bad value is reported before TensorFlow loads
 
     import tensorflow as tf
     from dcgan_dist import strategies, train_lib
+    from dcgan_dist.errors import WorkerLostError
     if FLAGS.deterministic:
         # Process-wide, before any op runs; every random op here is explicitly seeded,
         # as determinism requires.
@@ -111,14 +105,13 @@ def main(argv):
         strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
         config.check_replicas(strategy.num_replicas_in_sync)
         train_lib.train(config, strategy)
-    except UserError as e:
-        cli.fail(e, e.exit_code, e.label)
     except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:
         # What collectives raise when a peer worker dies or the coordination service
         # loses it: the job cannot go on with fewer workers.
-        cli.fail(f"a worker of this job was lost ({str(e).splitlines()[0][:300]}); restart "
-              "the whole job with the same flags, it resumes from the last checkpoint.", 4)
+        raise WorkerLostError(
+            f"a worker of this job was lost ({str(e).splitlines()[0][:300]}); restart the "
+            "whole job with the same flags, it resumes from the last checkpoint.") from None
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=cli.parse_flags)
+    cli.run(train)

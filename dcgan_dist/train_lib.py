@@ -9,6 +9,7 @@ Orbit's shape: the inner loop is a compiled `tf.range` loop over `strategy.run`;
 Python loop owns progress, summaries, images and checkpoints.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -24,10 +25,10 @@ import tensorflow as tf
 
 from dcgan_dist import (checkpoints, eval_lib, hardware, images, losses, models,
                         preemption, rng, strategies)
-from dcgan_dist.config import PRECISIONS
+from dcgan_dist.config import AUTO, PRECISIONS
 from dcgan_dist.data import pipeline, sources
 from dcgan_dist.errors import (ConfigError, DataError, NonFiniteError, Preempted,
-                               StorageError)
+                               StorageError, UserError)
 from dcgan_dist.trained import CHECKPOINT_FOLDER, CONFIG_FILE  # what the tools read
 
 NUM_GRID_IMAGES = 16
@@ -178,17 +179,22 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False):
     return train_steps
 
 
-def _check_workdir_config(config):
-    """Refuses to resume a workdir with flags that would change the trajectory."""
+def _read_workdir_config(config):
+    """The flags a previous run recorded in the workdir ({} for a new workdir)."""
     path = os.path.join(config.workdir, CONFIG_FILE)
     if not os.path.exists(path):
-        return
+        return {}
     try:
         with open(path) as f:
-            saved = json.load(f)
+            return json.load(f)
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path} is unreadable ({e}); restore it or use a new "
                           "--workdir.") from None
+
+
+def _check_workdir_config(config):
+    """Refuses to resume a workdir with flags that would change the trajectory."""
+    saved = _read_workdir_config(config)
     wanted = config.resume_fields()
     diffs = [f"--{k}={saved[k]} (this run: {wanted[k]})" for k in wanted
              if k in saved and saved[k] != wanted[k]]
@@ -292,6 +298,12 @@ def train(config, strategy):
     chief = strategies.is_chief(strategy)
     num_replicas = strategy.num_replicas_in_sync
     config.check_replicas(num_replicas)
+    recorded = _read_workdir_config(config).get("precision")
+    if config.precision == AUTO and recorded:
+        # A resumed run keeps its precision, whatever this machine would choose.
+        config = dataclasses.replace(config, precision=recorded)
+        print(f"train | auto: precision {recorded} (the workdir was trained with it)",
+              flush=True)
     config, choices = hardware.resolve(config, strategy)
     for choice in choices:
         print(f"train | auto: {choice}", flush=True)
@@ -342,16 +354,21 @@ def train(config, strategy):
 
     loop = _EpochLoop(config, state, iterator, train_steps, manager, writer, grid_noise,
                       per_epoch, show_progress, chief)
-    if chief and config.eval_every_epochs:
-        loop.evaluator = eval_lib.Evaluator(
-            config.dataset, config.data_dir, config.tfds_data_dir, config.workdir,
-            num_samples=config.eval_samples, seed=config.seed)
-    # A signal on one worker of several cannot start the collective save alone: there,
-    # TensorFlow's handler makes every worker save at the same step (preemption.py).
-    single_worker = strategies.task_info(strategy)[0] is None
-    if not single_worker:
-        loop.cluster_watch = preemption.ClusterWatch(strategy, manager, loop.save)
-    with preemption.stop_on_signals(enabled=single_worker) as stop:
+    with contextlib.ExitStack() as cleanup:  # closed on every way out, errors included
+        cleanup.callback(writer.close)
+        if chief and config.eval_every_epochs:
+            loop.evaluator = eval_lib.Evaluator(
+                config.dataset, config.data_dir, config.tfds_data_dir, config.workdir,
+                num_samples=config.eval_samples, seed=config.seed)
+            cleanup.callback(loop.evaluator.close)
+        signalled = cleanup.enter_context(preemption.stop_on_signals())
+        stop = signalled
+        if strategies.num_workers(strategy) > 1:
+            # A signal on one worker of several cannot start the collective save alone:
+            # the workers agree on a step and all save there (preemption.py).
+            loop.cluster_watch = preemption.ClusterWatch(strategy, checkpoint, loop.save,
+                                                         signalled)
+            stop = preemption.NEVER
         step = start_step
         for rollbacks in range(MAX_ROLLBACKS + 1):
             try:
@@ -361,25 +378,20 @@ def train(config, strategy):
                 step = _roll_back(config, state, checkpoint, failure, rollbacks, chief)
                 loop.iterator = iterator_from(step)
             except preemption.ClusterPreempted as preempted:
-                writer.close()
                 kept = os.path.join(config.workdir, CHECKPOINT_FOLDER)
                 raise Preempted(
-                    f"SIGTERM on a worker of this job: every worker saved the checkpoint "
-                    f"of step {preempted.step} (kept in {kept}); run the same command to "
-                    "resume.") from None
+                    "a stop signal (SIGTERM or Ctrl-C) on a worker of this job: every "
+                    f"worker saved the checkpoint of step {preempted.step} (kept in "
+                    f"{kept}); run the same command to resume.") from None
         if stop:
             if step != saved_step:
                 _save(manager, step, chief)
-            writer.close()
             raise Preempted(f"{stop.signal_name} at step {step}: checkpoint saved in "
                             f"{manager.directory}; run the same command to resume.")
-    if step != saved_step or (restored is None and step == 0):
-        _save(manager, step, chief)
-    if chief:
-        images.save_gif(config.workdir)
-    if loop.evaluator:
-        loop.evaluator.close()
-    writer.close()
+        if step != saved_step or (restored is None and step == 0):
+            _save(manager, step, chief)
+        if chief:
+            images.save_gif(config.workdir)
     print(f"train | done | step: {step} | weights: {weights_fingerprint(state)}",
           flush=True)
     return epoch_metrics
@@ -465,15 +477,24 @@ class _EpochLoop:
             self.writer.flush()
             if (self.evaluator and step == epoch * self.per_epoch
                     and epoch % self.config.eval_every_epochs == 0):
-                results = self.evaluator(
-                    self.state.generator, self.state.discriminator, step,
-                    checkpoint=(self.manager.latest_checkpoint
-                                if self.saved_step == step else None))
-                print(f"eval | epoch: {epoch} | step: {step} | "
-                      + eval_lib.format_results(results), flush=True)
+                self._evaluate(epoch, step)
             if self.cluster_watch:  # after the epoch's outputs, so a resume skips none
                 self.cluster_watch.check(step)
         return epoch_metrics, step, self.saved_step
+
+    def _evaluate(self, epoch, step):
+        try:
+            results = self.evaluator(
+                self.state.generator, self.state.discriminator, step,
+                checkpoint=(self.manager.latest_checkpoint
+                            if self.saved_step == step else None))
+        except (OSError, UserError) as e:
+            # Measuring must not end the training it measures (a full disk is caught by
+            # the next checkpoint save, which does stop the run).
+            print(f"eval | warning: skipped at step {step} ({e})", flush=True)
+            return
+        print(f"eval | epoch: {epoch} | step: {step} | "
+              + eval_lib.format_results(results), flush=True)
 
     def _periodic_save_due(self, step):
         every = self.config.save_every_steps

@@ -24,6 +24,7 @@ import time
 
 GRACE_SECONDS = 10
 PREEMPTED = 75  # a worker's exit status after a SIGTERM and the job's checkpoint
+PREEMPTED_GRACE_SECONDS = 120  # for the others to finish that save (as launch/k8s allows)
 
 
 def free_ports(count):
@@ -85,16 +86,19 @@ def launch(num_workers, train_args, log_dir, module="dcgan_dist.train"):
             codes = [p.poll() for p in processes]
             failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]
             if failed:
+                preempted = all(code == PREEMPTED for _, code in failed)
                 # Several can have ended between two polls: name them all.
                 print("launch | " + ", ".join(f"worker {i} exited with status {code}"
                                               for i, code in failed)
-                      + f"; stopping the others (logs in {log_dir})", file=sys.stderr)
+                      + ("; the job was stopped and saved, waiting for the others"
+                         if preempted else "; stopping the others")
+                      + f" (logs in {log_dir})", file=sys.stderr)
                 code = failed[0][1]
                 status = 128 - code if code < 0 else code  # killed by signal N: 128+N
-                if all(code == PREEMPTED for _, code in failed):
+                if preempted:
                     # Every worker saved at the same step and is exiting with 75 too: a
                     # SIGTERM now would only interrupt that.
-                    _wait(processes, GRACE_SECONDS)
+                    _wait(processes, PREEMPTED_GRACE_SECONDS)
                 break
             if all(code == 0 for code in codes):
                 break

@@ -125,13 +125,9 @@ def test_without_a_launcher_the_survivor_exits_with_a_clear_error(fashion_builde
     assert "Traceback" not in stderr
 
 
-def test_sigterm_to_one_worker_saves_every_worker_at_one_step(fashion_builder, tfds_dir,
-                                                              tmp_path):
-    """PreemptionCheckpointHandler: a SIGTERM to worker 1 makes both workers save the
-    same step and exit 75 (resumable); the restart goes on from that step."""
-    workdir, logs = tmp_path / "workdir", tmp_path / "logs"
-    flags = ["--strategy=multi_worker", "--dataset=fashion_mnist", "--split=train[:640]",
-             "--batch_size=64", f"--tfds_data_dir={tfds_dir}", f"--workdir={workdir}"]
+def _stop_worker_1_after(text, flags, logs):
+    """Runs a 2-worker job until the chief logs `text`, sends SIGTERM to worker 1, and
+    returns (the launcher's status, the step every worker says it saved, the logs)."""
     launcher = subprocess.Popen(
         [sys.executable, os.path.join(LAUNCH_DIR, "local.py"), "--num_workers=2",
          f"--log_dir={logs}", "--", *flags, "--epochs=100"],
@@ -139,7 +135,7 @@ def test_sigterm_to_one_worker_saves_every_worker_at_one_step(fashion_builder, t
     try:
         chief_log = logs / "worker_0.log"
         assert _wait_for(lambda: launcher.poll() is not None or (
-            chief_log.exists() and "epoch: 1/100" in chief_log.read_text()), 180)
+            chief_log.exists() and text in chief_log.read_text()), 180)
         assert launcher.poll() is None, chief_log.read_text()[-3000:]
         os.kill(int((logs / "worker_1.pid").read_text()), signal.SIGTERM)
         launcher.communicate(timeout=120)
@@ -147,22 +143,38 @@ def test_sigterm_to_one_worker_saves_every_worker_at_one_step(fashion_builder, t
         if launcher.poll() is None:
             launcher.kill()
     texts = [(logs / f"worker_{i}.log").read_text() for i in (0, 1)]
-    assert launcher.returncode == 75, texts[0][-2000:] + texts[1][-2000:]
     stopped = [[line for line in text.splitlines() if line.startswith("stopped:")]
                for text in texts]
-    assert all(len(lines) == 1 for lines in stopped), texts[1][-3000:]
+    assert all(len(lines) == 1 for lines in stopped), texts[0][-2000:] + texts[1][-2000:]
+    assert "Traceback" not in texts[0] + texts[1]
     steps = {int(lines[0].split("checkpoint of step ")[1].split(" ")[0])
              for lines in stopped}
-    assert len(steps) == 1  # the same step on both workers
-    step = steps.pop()
-    assert step > 10  # at least one epoch was trained
-    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith(f"ckpt-{step}")
-    assert "Traceback" not in texts[0] + texts[1]
+    assert len(steps) == 1, stopped  # the same step on both workers
+    return launcher.returncode, steps.pop(), texts
 
-    status = local.launch(2, [*flags, f"--max_steps={step + 2}"],
-                          log_dir=str(tmp_path / "logs2"))
-    chief_log = (tmp_path / "logs2" / "worker_0.log").read_text()
-    assert status == 0, chief_log[-3000:]
-    assert f"at step {step}" in chief_log
+
+def test_sigterm_to_one_worker_saves_every_worker_at_one_step(fashion_builder, tfds_dir,
+                                                              tmp_path):
+    """PreemptionCheckpointHandler: a SIGTERM to worker 1 makes both workers save the
+    same step and exit 75 (resumable), twice in a row; then the job runs to its end."""
+    workdir = tmp_path / "workdir"
+    flags = ["--strategy=multi_worker", "--dataset=fashion_mnist", "--split=train[:640]",
+             "--batch_size=64", f"--tfds_data_dir={tfds_dir}", f"--workdir={workdir}"]
+    status, first, _ = _stop_worker_1_after("epoch: 1/100", flags, tmp_path / "logs1")
+    assert status == 75 and first >= 10  # at least one epoch (10 steps) was trained
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith(f"ckpt-{first}")
+
+    # Resumed, and stopped again: the workers must agree on a step again.
+    status, second, texts = _stop_worker_1_after(
+        f"epoch: {first // 10 + 2}/100", flags, tmp_path / "logs2")
+    assert status == 75 and f"at step {first}" in texts[0] and second > first
     assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith(
-        f"ckpt-{step + 2}")
+        f"ckpt-{second}")
+
+    status = local.launch(2, [*flags, f"--max_steps={second + 2}"],
+                          log_dir=str(tmp_path / "logs3"))
+    chief_log = (tmp_path / "logs3" / "worker_0.log").read_text()
+    assert status == 0, chief_log[-3000:]
+    assert f"at step {second}" in chief_log
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith(
+        f"ckpt-{second + 2}")

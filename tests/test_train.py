@@ -104,12 +104,14 @@ def test_short_run_learns(run, fashion_builder, request):
     assert trained < 0.75 * untrained
 
 
-def test_restart_resumes_from_the_checkpoint(trained_run, tfds_dir, tmp_path):
+def test_restart_resumes_from_the_checkpoint(trained_run_fp32, tfds_dir, tmp_path):
     workdir = str(tmp_path / "resumed")
-    shutil.copytree(trained_run[0], workdir)
+    shutil.copytree(trained_run_fp32[0], workdir)
     result = run_cli("dcgan_dist.train", *common_flags(tfds_dir), "--epochs=4",
                      f"--workdir={workdir}")
     assert result.returncode == 0, result.stderr[-3000:]
+    # --precision=auto keeps the workdir's fp32 whatever this CPU would choose.
+    assert "auto: precision fp32 (the workdir was trained with it)" in result.stdout
     assert f"at step {3 * STEPS_PER_EPOCH}" in result.stdout
     epoch_lines = [line for line in result.stdout.splitlines() if "| epoch:" in line]
     assert len(epoch_lines) == 1 and "epoch: 4/4" in epoch_lines[0]

@@ -91,9 +91,11 @@ def test_divergence_before_any_checkpoint_stops_cleanly(fashion_builder, tfds_di
     assert tf.train.latest_checkpoint(str(tmp_path / "w" / "checkpoints")) is None
 
 
-def _trainables(state):
-    return [v.numpy() for v in state.generator.trainable_variables
-            + state.discriminator.trainable_variables]
+def _trainables(state, strategy):
+    """Every replica's copy of every trainable variable."""
+    return [copy.numpy() for v in state.generator.trainable_variables
+            + state.discriminator.trainable_variables
+            for copy in strategy.experimental_local_results(v.value)]
 
 
 def test_fp16_overflow_on_one_replica_skips_both_networks_on_all(tmp_path):
@@ -112,11 +114,11 @@ def test_fp16_overflow_on_one_replica_skips_both_networks_on_all(tmp_path):
         return iter(strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensors(images).repeat()))
 
-    before = _trainables(state)
+    before = _trainables(state, strategy)
     poisoned = np.zeros([16, 28, 28, 1], np.float16)
     poisoned[12:] = np.inf  # the last replica's quarter of the global batch
     train_steps(one_batch(poisoned), tf.constant(1))
-    for a, b in zip(before, _trainables(state)):
+    for a, b in zip(before, _trainables(state, strategy)):
         np.testing.assert_array_equal(b, a)
     for optimizer in optimizers:
         assert int(optimizer.iterations.numpy()) == 0
@@ -124,7 +126,7 @@ def test_fp16_overflow_on_one_replica_skips_both_networks_on_all(tmp_path):
 
     metrics = train_steps(one_batch(np.zeros([16, 28, 28, 1], np.float16)), tf.constant(1))
     assert all(np.isfinite(float(v)) for v in metrics.values())
-    after = _trainables(state)
+    after = _trainables(state, strategy)
     assert all(np.isfinite(w).all() for w in after)
     assert sum(not np.array_equal(a, b) for a, b in zip(before, after)) == len(before)
     for optimizer in optimizers:
