@@ -45,6 +45,10 @@ def _check_flags():
         raise ConfigError("--columns must be at least 1 and --steps at least 2.")
     if bool(FLAGS.strip) != bool(FLAGS.interpolate):
         raise ConfigError("--interpolate=A,B and --strip=PATH go together.")
+    for name in ("grid", "strip"):
+        path = getattr(FLAGS, name)
+        if path and not path.lower().endswith(".png"):
+            raise ConfigError(f"--{name}={path} must name a .png file.")
     if not FLAGS.interpolate:
         return None
     try:

@@ -222,6 +222,8 @@ def _bad_inputs(workdir, tmp):
         (["dcgan_dist.export", f"--workdir={workdir}", "--checkpoint=7",
           f"--export_dir={tmp / 'e'}"], 3, "is not a checkpoint of"),
         (["dcgan_dist.generate", f"--workdir={workdir}"], 2, "nothing to write"),
+        (["dcgan_dist.generate", f"--workdir={workdir}", "--grid=x.xyz"], 2,
+         "must name a .png file"),
         ([*detect, str(tmp / "big.png")], 3, "is 56x56 pixels"),
         ([*detect, str(tmp / "text.png")], 3, "is not an image"),
         ([*detect, str(tmp / "empty.png")], 3, "is empty"),
