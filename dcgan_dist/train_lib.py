@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_dist import (checkpoints, eval_lib, hardware, images, losses, models,
-                        preemption, rng, strategies)
+                        preemption, rng, strategies, trained)
 from dcgan_dist.config import AUTO, PRECISIONS
 from dcgan_dist.data import pipeline, sources
 from dcgan_dist.errors import (ConfigError, DataError, NonFiniteError, Preempted,
@@ -179,22 +179,9 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False):
     return train_steps
 
 
-def _read_workdir_config(config):
-    """The flags a previous run recorded in the workdir ({} for a new workdir)."""
-    path = os.path.join(config.workdir, CONFIG_FILE)
-    if not os.path.exists(path):
-        return {}
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path} is unreadable ({e}); restore it or use a new "
-                          "--workdir.") from None
-
-
-def _check_workdir_config(config):
-    """Refuses to resume a workdir with flags that would change the trajectory."""
-    saved = _read_workdir_config(config)
+def _check_workdir_config(config, saved):
+    """Refuses to resume a workdir (its recorded flags: `saved`) with flags that would
+    change the trajectory."""
     wanted = config.resume_fields()
     diffs = [f"--{k}={saved[k]} (this run: {wanted[k]})" for k in wanted
              if k in saved and saved[k] != wanted[k]]
@@ -298,7 +285,8 @@ def train(config, strategy):
     chief = strategies.is_chief(strategy)
     num_replicas = strategy.num_replicas_in_sync
     config.check_replicas(num_replicas)
-    recorded = _read_workdir_config(config).get("precision")
+    saved = trained.read_workdir_config(config.workdir)
+    recorded = saved.get("precision")
     if config.precision == AUTO and recorded:
         # A resumed run keeps its precision, whatever this machine would choose.
         config = dataclasses.replace(config, precision=recorded)
@@ -315,7 +303,7 @@ def train(config, strategy):
             f"inside the forward pass of {num_replicas} replicas); pass "
             "--sync_batch_norm=false as well, or --jit_compile=false.")
 
-    _check_workdir_config(config)
+    _check_workdir_config(config, saved)
     builder, images_fn, num_examples = _load_images(config)
     per_epoch = pipeline.steps_per_epoch(num_examples, config.batch_size)
     total_steps = config.epochs * per_epoch

@@ -59,12 +59,19 @@ def resolve_checkpoint(workdir, name=None):
 
 
 def read_workdir_config(workdir):
-    """The training flags recorded in WORKDIR/config.json ({} when there are none)."""
-    try:
-        with open(os.path.join(workdir, CONFIG_FILE)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+    """The training flags recorded in WORKDIR/config.json ({} for a new workdir).
+
+    Raises ConfigError when the file exists but cannot be read or parsed.
+    """
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
         return {}
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} is unreadable ({e}); restore it or use a new "
+                          "--workdir.") from None
 
 
 def make_networks():
