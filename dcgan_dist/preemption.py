@@ -43,14 +43,14 @@ class StopRequest:
 
 
 @contextlib.contextmanager
-def stop_on_signals(enabled=True):
-    """Yields a StopRequest; handles SIGTERM and SIGINT inside the block when enabled.
+def stop_on_signals():
+    """Yields a StopRequest; handles SIGTERM and SIGINT inside the block.
 
-    Handlers can only be set in the main thread; elsewhere (and when not enabled) the
-    request never becomes true and the signals keep their usual meaning.
+    Handlers can only be set in the main thread; elsewhere the request never becomes
+    true and the signals keep their usual meaning.
     """
     request = StopRequest()
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield request
         return
     previous = {s: signal.signal(s, request._handle) for s in (signal.SIGTERM, signal.SIGINT)}

@@ -44,26 +44,26 @@ def tf_config(ports, index):
                        "task": {"type": "worker", "index": index}})
 
 
-def _stop(processes):
-    for p in processes:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + GRACE_SECONDS
-    for p in processes:
-        try:
-            p.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def _wait(processes, seconds):
+    """Waits up to `seconds` in all for every process to end."""
     deadline = time.monotonic() + seconds
     for p in processes:
         try:
             p.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             return
+
+
+def _stop(processes):
+    """SIGTERM, a grace period, then SIGKILL for whatever still runs."""
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    _wait(processes, GRACE_SECONDS)
+    for p in processes:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def launch(num_workers, train_args, log_dir, module="dcgan_dist.train"):
