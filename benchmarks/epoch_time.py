@@ -63,7 +63,7 @@ def main(argv):
     import article
     import op_profile
     import results as results_file
-    from dcgan_dist import hardware, strategies, train_lib
+    from dcgan_dist import cli, hardware, strategies, train_lib
     from dcgan_dist.config import TrainConfig
     from dcgan_dist.data import pipeline, sources
 
@@ -88,8 +88,7 @@ def main(argv):
     # The package's loop, exactly as train_lib runs it.
     config = TrainConfig(workdir="unused", batch_size=FLAGS.batch_size,
                          precision=FLAGS.precision,
-                         jit_compile={"auto": None, "true": True,
-                                      "false": False}[FLAGS.jit_compile])
+                         jit_compile=cli.TRISTATE[FLAGS.jit_compile])
     config.check_replicas(strategy.num_replicas_in_sync)
     config, choices = hardware.resolve(config, strategy)
     for choice in choices:

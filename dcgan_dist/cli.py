@@ -18,6 +18,8 @@ from absl import app, flags, logging  # noqa: E402
 from dcgan_dist.errors import UserError  # noqa: E402
 
 USAGE_STATUS = 2
+# An auto|true|false flag's value as the library takes it (None: decide per platform).
+TRISTATE = {"auto": None, "true": True, "false": False}
 
 
 def parse_flags(argv):

@@ -72,8 +72,6 @@ flags.DEFINE_integer("eval_samples", 10000, "Generated (and real test) images pe
 flags.DEFINE_enum("progress_bar", "auto", ["auto", "true", "false"],
                   "Progress bar within an epoch (auto: when stdout is a terminal).")
 
-_TRISTATE = {"auto": None, "true": True, "false": False}
-
 
 def _config_from_flags():
     from dcgan_dist.config import TrainConfig
@@ -85,9 +83,9 @@ def _config_from_flags():
         checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,
         keep_checkpoints=FLAGS.keep_checkpoints, save_every_steps=FLAGS.save_every_steps,
         steps_per_loop=FLAGS.steps_per_loop,
-        sync_batch_norm=_TRISTATE[FLAGS.sync_batch_norm], precision=FLAGS.precision,
-        jit_compile=_TRISTATE[FLAGS.jit_compile],
-        on_nan=FLAGS.on_nan, progress_bar=_TRISTATE[FLAGS.progress_bar],
+        sync_batch_norm=cli.TRISTATE[FLAGS.sync_batch_norm], precision=FLAGS.precision,
+        jit_compile=cli.TRISTATE[FLAGS.jit_compile],
+        on_nan=FLAGS.on_nan, progress_bar=cli.TRISTATE[FLAGS.progress_bar],
         eval_every_epochs=FLAGS.eval_every_epochs, eval_samples=FLAGS.eval_samples)
 
 
