@@ -89,11 +89,11 @@ def generate():
                 raise ConfigError(f"--npz={FLAGS.npz} cannot be written ({e}).") from None
             written.append(FLAGS.npz)
         if FLAGS.grid:
-            _write_png(FLAGS.grid, images.grid(samples / 127.5 - 1.0, FLAGS.columns))
+            _write_png(FLAGS.grid, images.tile(samples, FLAGS.columns))
             written.append(FLAGS.grid)
     if pair:
         strip = sampling.generate_images(generator, sampling.slerp_noise(*pair, FLAGS.steps))
-        _write_png(FLAGS.strip, images.grid(strip / 127.5 - 1.0, columns=FLAGS.steps))
+        _write_png(FLAGS.strip, images.tile(strip, columns=FLAGS.steps))
         written.append(FLAGS.strip)
     print(f"generate | step: {step} | checkpoint: {path} | wrote "
           + ", ".join(os.path.abspath(w) for w in written), flush=True)

@@ -19,7 +19,12 @@ def to_uint8(images):
 
 def grid(images, columns=4):
     """[N, H, W, 1] images in [-1, 1] -> one uint8 [rows*H', columns*W'] picture."""
-    tiles = to_uint8(images)[..., 0]
+    return tile(to_uint8(images), columns)
+
+
+def tile(images, columns=4):
+    """uint8 [N, H, W, 1] images -> one uint8 [rows*H', columns*W'] picture."""
+    tiles = np.asarray(images, np.uint8)[..., 0]
     count, height, width = tiles.shape
     rows = -(-count // columns)
     out = np.full((rows * (height + _GAP) + _GAP, columns * (width + _GAP) + _GAP), 128,
