@@ -39,6 +39,7 @@ class TrainConfig:
     progress_bar: Optional[bool] = None  # None: when stdout is a terminal
     eval_every_epochs: int = 0           # evaluate (eval_lib) every N epochs; 0 = off
     eval_samples: int = 10000            # generated and real images per evaluation
+    eval_earlier: bool = True            # also score D against earlier checkpoints' G
 
     def __post_init__(self):
         checks = [

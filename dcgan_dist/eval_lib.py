@@ -65,13 +65,14 @@ class Evaluator:
         self._writer = None
         self._scratch_generator = None
 
-    def __call__(self, generator, discriminator, step, checkpoint=None):
+    def __call__(self, generator, discriminator, step, checkpoint=None, context=None):
         """The metrics of `generator` and `discriminator` at global `step`, recorded.
 
         Returns a dict of numbers (and `class_share`, a list): the metrics of
         `metrics.METRICS`, `detector_auc` (ROC-AUC of the discriminator, real test
         images against this generator's), `detector_auc_earlier` ({step: AUC against
         the generator of each earlier checkpoint in the workdir}), and `eval_seconds`.
+        `context` (e.g. the training seconds so far) is recorded with them as it is.
         """
         started = time.perf_counter()
         fake_images = sampling.generate_images(generator, self.noise)
@@ -86,7 +87,7 @@ class Evaluator:
                                                                  step)
         results["eval_seconds"] = round(time.perf_counter() - started, 2)
         if self.workdir is not None:
-            self._record(results, step, checkpoint)
+            self._record(results, step, checkpoint, context or {})
         return results
 
     def _earlier_aucs(self, discriminator, real_logits, step):
@@ -103,8 +104,8 @@ class Evaluator:
                 real_logits, detection.score_images(discriminator, images))
         return aucs
 
-    def _record(self, results, step, checkpoint):
-        line = {"step": int(step), "checkpoint": checkpoint,
+    def _record(self, results, step, checkpoint, context):
+        line = {"step": int(step), "checkpoint": checkpoint, **context,
                 "num_samples": int(self.noise.shape[0]),
                 "classifier_accuracy": self.classifier.test_accuracy, **results}
         with open(os.path.join(self.workdir, METRICS_FILE), "a") as f:

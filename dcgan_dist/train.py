@@ -69,6 +69,9 @@ flags.DEFINE_integer("eval_every_epochs", 0, "Every N epochs, measure FID, KID, 
                      "record them in TensorBoard and metrics.jsonl (0: never).")
 flags.DEFINE_integer("eval_samples", 10000, "Generated (and real test) images per "
                      "evaluation.")
+flags.DEFINE_bool("eval_earlier", True, "Each evaluation also scores the discriminator "
+                  "against the generator of every earlier checkpoint in the workdir "
+                  "(one generation of --eval_samples images each).")
 flags.DEFINE_enum("progress_bar", "auto", ["auto", "true", "false"],
                   "Progress bar within an epoch (auto: when stdout is a terminal).")
 
@@ -86,7 +89,8 @@ def _config_from_flags():
         sync_batch_norm=cli.TRISTATE[FLAGS.sync_batch_norm], precision=FLAGS.precision,
         jit_compile=cli.TRISTATE[FLAGS.jit_compile],
         on_nan=FLAGS.on_nan, progress_bar=cli.TRISTATE[FLAGS.progress_bar],
-        eval_every_epochs=FLAGS.eval_every_epochs, eval_samples=FLAGS.eval_samples)
+        eval_every_epochs=FLAGS.eval_every_epochs, eval_samples=FLAGS.eval_samples,
+        eval_earlier=FLAGS.eval_earlier)
 
 
 def train():

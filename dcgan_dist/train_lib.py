@@ -347,7 +347,8 @@ def train(config, strategy):
         if chief and config.eval_every_epochs:
             loop.evaluator = eval_lib.Evaluator(
                 config.dataset, config.data_dir, config.tfds_data_dir, config.workdir,
-                num_samples=config.eval_samples, seed=config.seed)
+                num_samples=config.eval_samples, seed=config.seed,
+                compare_earlier=config.eval_earlier)
             cleanup.callback(loop.evaluator.close)
         signalled = cleanup.enter_context(preemption.stop_on_signals())
         stop = signalled
@@ -429,6 +430,7 @@ class _EpochLoop:
     show_progress: bool
     chief: bool
     saved_step: int = 0
+    train_seconds: float = 0.0    # this process's time in training calls, evaluation excluded
     cluster_watch: object = None  # preemption.ClusterWatch of a multi-worker job
     evaluator: object = None      # eval_lib.Evaluator, on the chief, with --eval_every_epochs
 
@@ -447,6 +449,7 @@ class _EpochLoop:
                 break
             step += steps_run
             seconds = time.perf_counter() - started
+            self.train_seconds += seconds
             images_per_sec = steps_run * self.config.batch_size / seconds
             epoch_metrics = {name: total / steps_run for name, total in sums.items()}
             with self.writer.as_default(step=step):
@@ -475,7 +478,9 @@ class _EpochLoop:
             results = self.evaluator(
                 self.state.generator, self.state.discriminator, step,
                 checkpoint=(self.manager.latest_checkpoint
-                            if self.saved_step == step else None))
+                            if self.saved_step == step else None),
+                context={"train_seconds": round(self.train_seconds, 2),
+                         "images_seen": step * self.config.batch_size})
         except (OSError, UserError) as e:
             # Measuring must not end the training it measures (a full disk is caught by
             # the next checkpoint save, which does stop the run).
