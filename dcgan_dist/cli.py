@@ -37,6 +37,8 @@ def define_checkpoint_flags(workdir_required=True):
                         required=workdir_required)
     flags.DEFINE_string("checkpoint", "", "A step, or a checkpoint path (default: the "
                         "latest checkpoint of --workdir).")
+    flags.DEFINE_bool("raw_generator", False, "Use the raw generator, not the averaged "
+                      "one that a run with generator averaging (--recipe=fast) keeps.")
 
 
 def fail(message, status, label="error"):

@@ -4,6 +4,7 @@ import dataclasses
 import os
 from typing import Optional
 
+from dcgan_dist import recipes
 from dcgan_dist.errors import ConfigError
 
 # --precision: the Keras dtype policy of each choice. "auto" is resolved per platform by
@@ -16,40 +17,54 @@ ON_NAN = ("stop", "rollback")
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """What to train and where to write it. Defaults are the article's."""
+    """What to train and where to write it. Defaults are the article's.
+
+    The hyper-parameters of `recipes.FIELDS` default to None, "the recipe's value":
+    construction fills them in from `recipe` (and `learning_rate`, which sets both
+    networks' rates unless a network's own rate is given), so every built config holds
+    concrete values.
+    """
 
     workdir: str
+    recipe: str = recipes.ARTICLE
     dataset: str = "mnist"
     data_dir: Optional[str] = None       # folder of MNIST-format IDX files
     tfds_data_dir: Optional[str] = None  # where tfds keeps prepared data (tfds default)
     split: str = "train"                 # any tfds split spec, e.g. "train[:10%]"
     epochs: int = 50
-    batch_size: int = 256                # global: summed over all replicas
+    batch_size: Optional[int] = None     # global: summed over all replicas
     max_steps: int = 0                   # stop at this global step; 0 = no limit
     seed: int = 0
-    learning_rate: float = 1e-4
+    learning_rate: Optional[float] = None   # both networks' Adam rate
+    g_learning_rate: Optional[float] = None
+    d_learning_rate: Optional[float] = None
+    beta1: Optional[float] = None           # Adam's, both networks
+    beta2: Optional[float] = None
+    ema_decay: Optional[float] = None       # generator averaging: a fixed decay per step
+    ema_halflife_images: Optional[float] = None  # ... or a half-life in images seen
+    ema_rampup: Optional[float] = None      # half-life at most this share of images seen
     checkpoint_every_epochs: int = 5
     keep_checkpoints: int = 5
     save_every_steps: int = 0            # also save every N global steps; 0 = off
     steps_per_loop: int = 1              # steps per tf.function call
     sync_batch_norm: Optional[bool] = None  # None: on when there are several replicas
-    precision: str = "fp32"              # fp32, bf16, fp16, or auto (per platform)
-    jit_compile: Optional[bool] = False  # XLA for the step's math; None: per platform
+    precision: str = AUTO                # fp32, bf16, fp16, or auto (per platform)
+    jit_compile: Optional[bool] = None   # XLA for the step's math; None: per platform
     on_nan: str = "stop"                 # non-finite loss: "stop", or "rollback"
     progress_bar: Optional[bool] = None  # None: when stdout is a terminal
     eval_every_epochs: int = 0           # evaluate (eval_lib) every N epochs; 0 = off
     eval_samples: int = 10000            # generated and real images per evaluation
+    eval_every_images: int = 0           # ... and/or every N images (whole steps)
     eval_earlier: bool = True            # also score D against earlier checkpoints' G
 
     def __post_init__(self):
+        self._check_and_fill_recipe()
         checks = [
             (self.epochs >= 0, f"--epochs={self.epochs} must be 0 or more."),
             (self.batch_size >= 1, f"--batch_size={self.batch_size} must be at least 1."),
             (self.max_steps >= 0, f"--max_steps={self.max_steps} must be 0 (no limit) or "
                                   "more."),
             (0 <= self.seed < 2**31, f"--seed={self.seed} must be in [0, 2**31)."),
-            (self.learning_rate > 0, f"--learning_rate={self.learning_rate} must be "
-                                     "positive."),
             (self.checkpoint_every_epochs >= 1, "--checkpoint_every_epochs="
              f"{self.checkpoint_every_epochs} must be at least 1."),
             (self.keep_checkpoints >= 1, f"--keep_checkpoints={self.keep_checkpoints} "
@@ -64,6 +79,8 @@ class TrainConfig:
                                     f"{', '.join(ON_NAN)}."),
             (self.eval_every_epochs >= 0, "--eval_every_epochs="
              f"{self.eval_every_epochs} must be 0 (off) or more."),
+            (self.eval_every_images >= 0, "--eval_every_images="
+             f"{self.eval_every_images} must be 0 (off) or more."),
             (self.eval_samples >= 10, f"--eval_samples={self.eval_samples} is too few; "
                                       "use at least 10 (10000 for comparable numbers)."),
             (bool(self.workdir), "--workdir must name a folder."),
@@ -77,6 +94,48 @@ class TrainConfig:
         if self.data_dir is not None and not os.path.isdir(self.data_dir):
             raise ConfigError(f"--data_dir={self.data_dir} is not a folder; name the folder "
                               "that holds the MNIST-format IDX files.")
+
+    def _check_and_fill_recipe(self):
+        if self.recipe not in recipes.RECIPES:
+            raise ConfigError(f"--recipe={self.recipe} is unknown; use one of "
+                              f"{', '.join(recipes.RECIPES)}.")
+        for name in ("learning_rate", "g_learning_rate", "d_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"--{name}={value} must be positive.")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:
+                raise ConfigError(f"--{name}={value} must be in [0, 1).")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"--ema_decay={self.ema_decay} must be in [0, 1) (0: no "
+                              "averaging).")
+        if self.ema_halflife_images is not None and not self.ema_halflife_images > 0:
+            raise ConfigError(f"--ema_halflife_images={self.ema_halflife_images} must be "
+                              "positive; to turn averaging off pass --ema_decay=0.")
+        if self.ema_decay is not None and self.ema_halflife_images is not None:
+            raise ConfigError("--ema_decay and --ema_halflife_images both set the "
+                              "averaging rate; pass one of them.")
+        if self.ema_rampup is not None and not 0 <= self.ema_rampup <= 1:
+            raise ConfigError(f"--ema_rampup={self.ema_rampup} must be in [0, 1] (0: no "
+                              "ramp-up).")
+        values = dict(recipes.RECIPES[self.recipe])
+        if self.learning_rate is not None:
+            values.update(g_learning_rate=self.learning_rate,
+                          d_learning_rate=self.learning_rate)
+        if self.ema_decay is not None or self.ema_halflife_images is not None:
+            values.update(ema_decay=None, ema_halflife_images=None)  # given: replaces
+        values.update({name: getattr(self, name) for name in recipes.FIELDS
+                       if getattr(self, name) is not None})
+        if values["ema_decay"] == 0:
+            values["ema_decay"] = None  # 0: no averaging, one way to say it
+        for name, value in values.items():
+            object.__setattr__(self, name, value)  # frozen: filled once, here
+
+    @property
+    def ema(self):
+        """Whether the generator's weights are averaged (and the average is shown)."""
+        return self.ema_decay is not None or self.ema_halflife_images is not None
 
     @property
     def compute_dtype(self):
@@ -93,7 +152,7 @@ class TrainConfig:
                 f"{max(1, round(self.batch_size / num_replicas)) * num_replicas}.")
 
     # Values that shape the training trajectory: a workdir resumes only with the same ones.
-    RESUME_KEYS = ("dataset", "split", "batch_size", "seed", "learning_rate", "precision")
+    RESUME_KEYS = ("recipe", "dataset", "split", "seed", "precision") + recipes.FIELDS
 
     def resume_fields(self):
         return {key: getattr(self, key) for key in self.RESUME_KEYS}

@@ -42,7 +42,7 @@ def evaluate():
         dataset, FLAGS.data_dir, FLAGS.tfds_data_dir, workdir=FLAGS.workdir,
         num_samples=FLAGS.num_samples, seed=FLAGS.seed,
         classifier_dir=FLAGS.classifier_dir, compare_earlier=FLAGS.compare_earlier)
-    generator, discriminator, step = trained.load_networks(path)
+    generator, discriminator, step = trained.load_networks(path, FLAGS.raw_generator)
     results = evaluator(generator, discriminator, step, checkpoint=path)
     evaluator.close()
     print(f"evaluate | step: {step} | checkpoint: {path} | "

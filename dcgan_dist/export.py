@@ -31,7 +31,7 @@ def export():
                           "name a new folder.")
     import tensorflow as tf
     from dcgan_dist import serving
-    generator, discriminator, step = trained.load_networks(path)
+    generator, discriminator, step = trained.load_networks(path, FLAGS.raw_generator)
     try:
         serving.export_generator(generator, os.path.join(FLAGS.export_dir,
                                                          serving.GENERATOR_FOLDER))

@@ -77,7 +77,7 @@ def generate():
     import numpy as np
     from dcgan_dist import images, sampling
     generator, _ = trained.make_networks()
-    step = trained.restore(path, generator=generator)
+    step = trained.restore(path, generator=generator, raw=FLAGS.raw_generator)
     written = []
     if FLAGS.npz or FLAGS.grid:
         seeds = np.arange(FLAGS.num_samples, dtype=np.int64) + FLAGS.seed

@@ -37,10 +37,27 @@ flags.DEFINE_string("split", "train", "tfds split to train on, e.g. train or tra
 flags.DEFINE_string("workdir", "runs/dcgan", "Checkpoints, images, GIF and TensorBoard "
                     "events; a run resumes from the latest checkpoint here.")
 flags.DEFINE_integer("epochs", 50, "Epochs to train (the article: 50).")
-flags.DEFINE_integer("batch_size", 256, "Global batch size, over all replicas.")
+flags.DEFINE_enum("recipe", "article", ["article", "fast"],
+                  "Hyper-parameters: article (the seed's: Adam 1e-4, beta1 0.9, batch 256, "
+                  "no averaging) or fast (Adam 2e-4, beta1 0.5, batch 64, an averaged "
+                  "generator). The flags below override single values; see recipes.py.")
+flags.DEFINE_integer("batch_size", None, "Global batch size, over all replicas "
+                     "(default: the recipe's).")
 flags.DEFINE_integer("max_steps", 0, "Stop at this global step (0: no limit).")
 flags.DEFINE_integer("seed", 0, "Seed of data order, noise, dropout and initial weights.")
-flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate of both networks.")
+flags.DEFINE_float("learning_rate", None, "Adam learning rate of both networks "
+                   "(default: the recipe's).")
+flags.DEFINE_float("g_learning_rate", None, "The generator's Adam learning rate.")
+flags.DEFINE_float("d_learning_rate", None, "The discriminator's Adam learning rate.")
+flags.DEFINE_float("beta1", None, "Adam's beta1, both networks (default: the recipe's).")
+flags.DEFINE_float("beta2", None, "Adam's beta2, both networks (default: the recipe's).")
+flags.DEFINE_float("ema_decay", None, "Average the generator's weights with this fixed "
+                   "decay per step (0: no averaging). Grids, GIF, evaluation, generate "
+                   "and export then use the averaged generator.")
+flags.DEFINE_float("ema_halflife_images", None, "Or average them with this half-life, "
+                   "in images seen (StyleGAN2's G_ema).")
+flags.DEFINE_float("ema_rampup", None, "With --ema_halflife_images: the half-life is at "
+                   "most this share of the images seen so far (0: no ramp-up).")
 flags.DEFINE_integer("checkpoint_every_epochs", 5, "Save a checkpoint every N epochs "
                      "(and at the end).")
 flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints to keep.")
@@ -69,6 +86,8 @@ flags.DEFINE_integer("eval_every_epochs", 0, "Every N epochs, measure FID, KID, 
                      "record them in TensorBoard and metrics.jsonl (0: never).")
 flags.DEFINE_integer("eval_samples", 10000, "Generated (and real test) images per "
                      "evaluation.")
+flags.DEFINE_integer("eval_every_images", 0, "Also evaluate every N images trained "
+                     "(rounded up to whole steps; 0: never).")
 flags.DEFINE_bool("eval_earlier", True, "Each evaluation also scores the discriminator "
                   "against the generator of every earlier checkpoint in the workdir "
                   "(one generation of --eval_samples images each).")
@@ -77,12 +96,14 @@ flags.DEFINE_enum("progress_bar", "auto", ["auto", "true", "false"],
 
 
 def _config_from_flags():
+    from dcgan_dist import recipes
     from dcgan_dist.config import TrainConfig
     return TrainConfig(
         workdir=FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
         tfds_data_dir=FLAGS.tfds_data_dir, split=FLAGS.split, epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps, seed=FLAGS.seed,
+        max_steps=FLAGS.max_steps, seed=FLAGS.seed, recipe=FLAGS.recipe,
         learning_rate=FLAGS.learning_rate,
+        **{name: getattr(FLAGS, name) for name in recipes.FIELDS},
         checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,
         keep_checkpoints=FLAGS.keep_checkpoints, save_every_steps=FLAGS.save_every_steps,
         steps_per_loop=FLAGS.steps_per_loop,
@@ -90,7 +111,7 @@ def _config_from_flags():
         jit_compile=cli.TRISTATE[FLAGS.jit_compile],
         on_nan=FLAGS.on_nan, progress_bar=cli.TRISTATE[FLAGS.progress_bar],
         eval_every_epochs=FLAGS.eval_every_epochs, eval_samples=FLAGS.eval_samples,
-        eval_earlier=FLAGS.eval_earlier)
+        eval_every_images=FLAGS.eval_every_images, eval_earlier=FLAGS.eval_earlier)
 
 
 def train():

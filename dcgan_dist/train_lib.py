@@ -11,6 +11,7 @@ Python loop owns progress, summaries, images and checkpoints.
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -23,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import (checkpoints, eval_lib, hardware, images, losses, models,
+from dcgan_dist import (checkpoints, ema, eval_lib, hardware, images, losses, models,
                         preemption, rng, strategies, trained)
 from dcgan_dist.config import AUTO, PRECISIONS
 from dcgan_dist.data import pipeline, sources
@@ -56,18 +57,26 @@ class TrainState:
     noise_rng: tf.random.Generator  # one seed per step for the generator's noise
     step: tf.Variable               # global steps trained
     epoch: tf.Variable              # epochs completed
+    generator_ema: keras.Model = None  # the averaged generator, with averaging on
 
     def checkpoint(self):
         # Not dataclasses.asdict: that deep-copies the models.
         return tf.train.Checkpoint(**{field.name: getattr(self, field.name)
-                                      for field in dataclasses.fields(self)})
+                                      for field in dataclasses.fields(self)
+                                      if getattr(self, field.name) is not None})
+
+    @property
+    def shown_generator(self):
+        """The generator users see: the averaged one when there is one."""
+        return self.generator if self.generator_ema is None else self.generator_ema
 
 
 def create_state(config, strategy, sync_batch_norm):
     """Models, optimizers and counters, created (and built) inside the strategy's scope.
 
     With fp16 each network's Adam is wrapped in a Keras `LossScaleOptimizer`, whose
-    dynamic loss scale and its step counter are checkpointed with the rest.
+    dynamic loss scale and its step counter are checkpointed with the rest. With
+    averaging on (`config.ema`), a second generator starts as a copy of the first.
     """
     dtype = PRECISIONS[config.precision]
     with strategy.scope():
@@ -77,18 +86,25 @@ def create_state(config, strategy, sync_batch_norm):
         # Keras 3 creates optimizer slots lazily; under a strategy that must happen here,
         # in the scope, not inside the first tf.function call.
         optimizers = []
-        for model in (generator, discriminator):
-            optimizer = keras.optimizers.Adam(config.learning_rate)
+        for model, rate in ((generator, config.g_learning_rate),
+                            (discriminator, config.d_learning_rate)):
+            optimizer = keras.optimizers.Adam(rate, beta_1=config.beta1,
+                                              beta_2=config.beta2)
             if config.precision == "fp16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(model.trainable_variables)
             optimizers.append(optimizer)
+        averaged = None
+        if config.ema:
+            averaged = models.make_generator_model(dtype=dtype, seed=config.seed)
+            ema.copy(averaged, generator)
         return TrainState(
             generator=generator, discriminator=discriminator,
             generator_optimizer=optimizers[0], discriminator_optimizer=optimizers[1],
             noise_rng=tf.random.Generator.from_seed(config.seed, alg="philox"),
             step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
-            epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"))
+            epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
+            generator_ema=averaged)
 
 
 def _skip_together(gen_grads, disc_grads):
@@ -109,12 +125,15 @@ def _skip_together(gen_grads, disc_grads):
             [g * tf.cast(factor, g.dtype) for g in disc_grads])
 
 
-def make_train_steps(state, strategy, global_batch_size, jit_compile=False):
+def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
+                     ema_decay=None):
     """A tf.function `train_steps(iterator, num_steps)` returning mean metrics.
 
     jit_compile: compile each replica's forward and backward pass with XLA. The
     optimizer updates stay outside XLA: their gradient all-reduce is a cross-replica
     call that XLA cannot hold under every strategy.
+    ema_decay: with `state.generator_ema`, a function of the images seen giving the
+    averaging decay of that step (`ema.decay`).
     """
     generator, discriminator = state.generator, state.discriminator
     loss_scaling = isinstance(state.generator_optimizer,
@@ -173,6 +192,9 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False):
                 tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
                 for name in METRICS}
             state.step.assign_add(1)
+            if state.generator_ema is not None:  # cross-replica: see ema.py
+                ema.update(state.generator_ema, generator,
+                           ema_decay(state.step * global_batch_size))
         return {name: total / tf.cast(num_steps, tf.float32)
                 for name, total in totals.items()}
 
@@ -271,7 +293,7 @@ def _load_images(config):
 
 def _write_epoch_outputs(state, grid_noise, workdir, writer, epoch, step):
     """The article's per-epoch image grid, on disk and in TensorBoard (chief only)."""
-    samples = state.generator(grid_noise, training=False)
+    samples = state.shown_generator(grid_noise, training=False)
     _, picture = images.save_grid(samples, workdir, epoch)
     with writer.as_default(step=step):
         tf.summary.image("samples", picture[None, :, :, None])
@@ -333,7 +355,8 @@ def train(config, strategy):
             config.compute_dtype)))
 
     iterator = iterator_from(start_step)
-    train_steps = make_train_steps(state, strategy, config.batch_size, config.jit_compile)
+    train_steps = make_train_steps(state, strategy, config.batch_size, config.jit_compile,
+                                   functools.partial(ema.decay, config))
     grid_noise = rng.normal_rows([NUM_GRID_IMAGES, models.NOISE_DIM], [config.seed, 1])
     writer = (tf.summary.create_file_writer(os.path.join(config.workdir, "train"))
               if chief else tf.summary.create_noop_writer())
@@ -344,7 +367,7 @@ def train(config, strategy):
                       per_epoch, show_progress, chief)
     with contextlib.ExitStack() as cleanup:  # closed on every way out, errors included
         cleanup.callback(writer.close)
-        if chief and config.eval_every_epochs:
+        if chief and (config.eval_every_epochs or config.eval_every_images):
             loop.evaluator = eval_lib.Evaluator(
                 config.dataset, config.data_dir, config.tfds_data_dir, config.workdir,
                 num_samples=config.eval_samples, seed=config.seed,
@@ -430,9 +453,10 @@ class _EpochLoop:
     show_progress: bool
     chief: bool
     saved_step: int = 0
-    train_seconds: float = 0.0    # this process's time in training calls, evaluation excluded
+    started: float = None         # when this process's loop started (perf_counter)
+    eval_seconds: float = 0.0     # ... and the time it spent evaluating since
     cluster_watch: object = None  # preemption.ClusterWatch of a multi-worker job
-    evaluator: object = None      # eval_lib.Evaluator, on the chief, with --eval_every_epochs
+    evaluator: object = None      # eval_lib.Evaluator, on the chief, with --eval_every_*
 
     def run(self, step, total_steps, stop):
         """Trains from global `step` to `total_steps`, or until `stop` becomes true.
@@ -440,16 +464,18 @@ class _EpochLoop:
         Returns (the last epoch's mean metrics, the step reached, the last saved step).
         """
         self.saved_step, epoch_metrics = step, None
+        if self.started is None:  # a rollback runs the loop again: one clock
+            self.started = time.perf_counter()
         while step < total_steps and not stop:
             epoch = step // self.per_epoch + 1
-            started = time.perf_counter()
+            started, evaluating = time.perf_counter(), self.eval_seconds
             sums, steps_run = self._steps(step, min(epoch * self.per_epoch, total_steps),
                                           epoch, stop)
             if not steps_run:
                 break
             step += steps_run
-            seconds = time.perf_counter() - started
-            self.train_seconds += seconds
+            # Evaluations within the epoch (--eval_every_images) are not training time.
+            seconds = time.perf_counter() - started - (self.eval_seconds - evaluating)
             images_per_sec = steps_run * self.config.batch_size / seconds
             epoch_metrics = {name: total / steps_run for name, total in sums.items()}
             with self.writer.as_default(step=step):
@@ -466,26 +492,43 @@ class _EpochLoop:
             print(_format_line(epoch, self.config.epochs, step, seconds, images_per_sec,
                                epoch_metrics), flush=True)
             self.writer.flush()
-            if (self.evaluator and step == epoch * self.per_epoch
-                    and epoch % self.config.eval_every_epochs == 0):
-                self._evaluate(epoch, step)
+            if step == epoch * self.per_epoch and self._eval_due(step, epoch):
+                self._evaluate(epoch, step)  # within an epoch, _steps() evaluates
             if self.cluster_watch:  # after the epoch's outputs, so a resume skips none
                 self.cluster_watch.check(step)
         return epoch_metrics, step, self.saved_step
 
+    def _eval_steps(self):
+        """--eval_every_images in whole steps (0: off)."""
+        return -(-self.config.eval_every_images // self.config.batch_size)
+
+    def _eval_due(self, step, epoch):
+        if not self.evaluator:
+            return False
+        every_epochs = self.config.eval_every_epochs
+        at_epoch_end = step == epoch * self.per_epoch
+        return ((every_epochs and at_epoch_end and epoch % every_epochs == 0)
+                or (self._eval_steps() and step % self._eval_steps() == 0))
+
     def _evaluate(self, epoch, step):
+        started = time.perf_counter()
+        # Training time: this process's loop so far (grids and checkpoints included),
+        # less its evaluations.
+        train_seconds = started - self.started - self.eval_seconds
         try:
             results = self.evaluator(
-                self.state.generator, self.state.discriminator, step,
+                self.state.shown_generator, self.state.discriminator, step,
                 checkpoint=(self.manager.latest_checkpoint
                             if self.saved_step == step else None),
-                context={"train_seconds": round(self.train_seconds, 2),
+                context={"train_seconds": round(train_seconds, 2),
                          "images_seen": step * self.config.batch_size})
         except (OSError, UserError) as e:
             # Measuring must not end the training it measures (a full disk is caught by
             # the next checkpoint save, which does stop the run).
             print(f"eval | warning: skipped at step {step} ({e})", flush=True)
             return
+        finally:
+            self.eval_seconds += time.perf_counter() - started
         print(f"eval | epoch: {epoch} | step: {step} | "
               + eval_lib.format_results(results), flush=True)
 
@@ -505,10 +548,13 @@ class _EpochLoop:
                     if self.show_progress else None)
         sums, first = dict.fromkeys(METRICS, 0.0), step
         every = self.config.save_every_steps
+        evals = self._eval_steps() if self.evaluator else 0
         while step < epoch_end and not stop:
-            # A call never runs past a periodic save point.
+            # A call never runs past a periodic save point or evaluation.
             next_save = (step // every + 1) * every if every else epoch_end
-            num_steps = min(self.config.steps_per_loop, epoch_end - step, next_save - step)
+            next_eval = (step // evals + 1) * evals if evals else epoch_end
+            num_steps = min(self.config.steps_per_loop, epoch_end - step, next_save - step,
+                            next_eval - step)
             metrics = {k: float(v) for k, v in  # float(): waits for the device
                        self.train_steps(self.iterator, tf.constant(num_steps)).items()}
             step += num_steps
@@ -523,7 +569,9 @@ class _EpochLoop:
                 progress.update(step - (epoch - 1) * self.per_epoch, list(metrics.items()))
             if self.cluster_watch and step != epoch_end:  # run() checks at epoch ends
                 self.cluster_watch.check(step)
-            # At the end of a whole epoch run() saves, after recording the epoch.
-            if self._periodic_save_due(step) and step != epoch * self.per_epoch:
-                self.save(step)
+            if step != epoch * self.per_epoch:  # else run() does, after the epoch's outputs
+                if self._periodic_save_due(step):
+                    self.save(step)
+                if self._eval_due(step, epoch):
+                    self._evaluate(epoch, step)
         return sums, step - first

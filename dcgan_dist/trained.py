@@ -87,9 +87,24 @@ def make_networks():
             models.make_discriminator_model(dtype="float32"))
 
 
-def restore(path, generator=None, discriminator=None):
+AVERAGED_KEY = "generator_ema"  # the averaged generator's name in a checkpoint
+
+
+def has_averaged_generator(path):
+    """Whether checkpoint `path` holds an averaged generator (a run with averaging on)."""
+    import tensorflow as tf
+    try:
+        names = [name for name, _ in tf.train.list_variables(path)]
+    except (tf.errors.OpError, ValueError):
+        return False  # restore() below says what is wrong with it
+    return any(name.startswith(AVERAGED_KEY + "/") for name in names)
+
+
+def restore(path, generator=None, discriminator=None, raw=False):
     """Restores the given networks from checkpoint `path`; returns its global step.
 
+    `generator` receives the averaged generator when the checkpoint holds one, unless
+    `raw`: users see the average, and the raw generator stays reachable.
     Raises DataError when the checkpoint is damaged or does not hold these networks.
     """
     import tensorflow as tf
@@ -99,7 +114,9 @@ def restore(path, generator=None, discriminator=None):
         raise DataError(f"checkpoint {path} is damaged ({error}); pass another "
                         "--checkpoint.")
     step = tf.Variable(0, dtype=tf.int64)
-    networks = {k: v for k, v in (("generator", generator),
+    generator_key = ("generator" if raw or generator is None
+                     or not has_averaged_generator(path) else AVERAGED_KEY)
+    networks = {k: v for k, v in ((generator_key, generator),
                                   ("discriminator", discriminator)) if v is not None}
     try:
         # expect_partial: the optimizers and RNG state are not needed for inference.
@@ -112,8 +129,9 @@ def restore(path, generator=None, discriminator=None):
     return int(step.numpy())
 
 
-def load_networks(path):
-    """(generator, discriminator, step) restored from checkpoint `path`."""
+def load_networks(path, raw=False):
+    """(generator, discriminator, step) restored from checkpoint `path` (the generator
+    averaged, when the run averaged it and not `raw`)."""
     generator, discriminator = make_networks()
-    step = restore(path, generator, discriminator)
+    step = restore(path, generator, discriminator, raw)
     return generator, discriminator, step
