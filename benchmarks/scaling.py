@@ -61,7 +61,7 @@ def run_child(kind):
         strategy = strategies.make_strategy("mirrored", cpu_replicas=int(kind.split(":")[1]))
     replicas = strategy.num_replicas_in_sync
     global_batch = FLAGS.per_replica_batch * replicas
-    config = TrainConfig(workdir="unused", batch_size=global_batch)
+    config = TrainConfig(workdir="unused", batch_size=global_batch, precision="fp32")
     state = train_lib.create_state(config, strategy, sync_batch_norm=replicas > 1)
     builder = sources.load_builder(FLAGS.dataset, tfds_data_dir=FLAGS.tfds_data_dir)
     images_fn, count = pipeline.tfds_images(builder, "train")

@@ -136,6 +136,8 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
     averaging decay of that step (`ema.decay`).
     """
     generator, discriminator = state.generator, state.discriminator
+    if state.generator_ema is not None and ema_decay is None:
+        raise ValueError("the state averages its generator: pass ema_decay")
     loss_scaling = isinstance(state.generator_optimizer,
                               keras.optimizers.LossScaleOptimizer)
 
@@ -260,13 +262,15 @@ def _save(manager, step, chief):
 
 
 def weights_fingerprint(state):
-    """A short hash of both networks' weights (batch-norm statistics included).
+    """A short hash of the networks' weights (batch-norm statistics and the averaged
+    generator included).
 
     Every replica and every worker must hold the same weights; each worker prints this
     at the end so that can be checked from the logs alone.
     """
     digest = hashlib.sha256()
-    for variable in state.generator.weights + state.discriminator.weights:
+    averaged = state.generator_ema.weights if state.generator_ema is not None else []
+    for variable in state.generator.weights + state.discriminator.weights + averaged:
         digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
     return digest.hexdigest()[:16]
 

@@ -12,7 +12,8 @@ from dcgan_dist.errors import ConfigError, DataError
 
 
 def _state():
-    return train_lib.create_state(TrainConfig(workdir="unused", batch_size=32),
+    return train_lib.create_state(TrainConfig(workdir="unused", batch_size=32,
+                                              precision="fp32"),
                                   tf.distribute.get_strategy(), sync_batch_norm=False)
 
 

@@ -42,7 +42,8 @@ def _with_sgd(state, strategy):
 
 def _train(fashion_builder, num_replicas, tmp_path, optimizer, sync_batch_norm=True):
     strategy = mirrored(num_replicas)
-    config = TrainConfig(workdir=str(tmp_path), batch_size=GLOBAL_BATCH, seed=3)
+    config = TrainConfig(workdir=str(tmp_path), batch_size=GLOBAL_BATCH, seed=3,
+                         precision="fp32")
     state = train_lib.create_state(config, strategy, sync_batch_norm=sync_batch_norm)
     if optimizer == "sgd":
         state = _with_sgd(state, strategy)
@@ -79,7 +80,7 @@ def test_one_and_four_replicas_give_the_same_weights_sgd(fashion_builder, tmp_pa
 def test_one_and_four_replicas_agree_with_adam(fashion_builder, tmp_path):
     _, final1, metrics1, _ = _train(fashion_builder, 1, tmp_path / "1", "adam")
     _, final4, metrics4, _ = _train(fashion_builder, 4, tmp_path / "4", "adam")
-    learning_rate = TrainConfig(workdir="unused").learning_rate
+    learning_rate = TrainConfig(workdir="unused").g_learning_rate  # both: the article's
     # No parameter is more than the round-off-amplified steps apart (each step moves a
     # parameter by at most ~lr) ...
     assert _max_change(final1, final4) < STEPS * learning_rate

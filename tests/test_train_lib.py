@@ -16,7 +16,7 @@ BATCH = 32
 def _run(fashion_builder, tmp_path, calls):
     """Trains with one train_steps call per entry of `calls` (its number of steps)."""
     strategy = mirrored(1)
-    config = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, seed=5)
+    config = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, seed=5, precision="fp32")
     state = train_lib.create_state(config, strategy, sync_batch_norm=False)
     images_fn, count = pipeline.tfds_images(fashion_builder, "train[:320]")
     iterator = iter(strategy.distribute_datasets_from_function(
@@ -51,7 +51,8 @@ def test_first_step_metrics_are_the_untrained_values(fashion_builder, tmp_path):
 
 def test_roll_back_restores_the_checkpoint_and_halves_the_learning_rates(tmp_path):
     strategy = tf.distribute.get_strategy()
-    config = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, on_nan="rollback")
+    config = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, on_nan="rollback",
+                         precision="fp32")
     state = train_lib.create_state(config, strategy, sync_batch_norm=False)
     checkpoint = state.checkpoint()
     state.step.assign(7)
@@ -75,7 +76,8 @@ def test_roll_back_restores_the_checkpoint_and_halves_the_learning_rates(tmp_pat
     with pytest.raises(NonFiniteError, match="again after 3 rollbacks"):
         train_lib._roll_back(config, state, checkpoint, failure, train_lib.MAX_ROLLBACKS,
                              chief=True)
-    stop = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, on_nan="stop")
+    stop = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, on_nan="stop",
+                       precision="fp32")
     with pytest.raises(NonFiniteError, match="non-finite g_loss=nan at step 9"):
         train_lib._roll_back(stop, state, checkpoint, failure, 0, chief=True)
 

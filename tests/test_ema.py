@@ -1,0 +1,157 @@
+"""The averaged generator: its recurrence, its schedule, its equality on every replica and
+across replica counts, and the tools that show it by default."""
+
+import functools
+import json
+import os
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import common_flags, mirrored, run_cli
+from dcgan_dist import ema, sampling, serving, trained, train_lib
+from dcgan_dist.config import TrainConfig
+from dcgan_dist.data import pipeline
+
+GLOBAL_BATCH = 32
+STEPS = 4
+
+
+def _train(fashion_builder, num_replicas, tmp_path, calls, **overrides):
+    """The fast recipe (Adam 2e-4, beta1 0.5, averaging), one train_steps call per entry
+    of `calls`; returns the state and the raw generator's weights after each call."""
+    strategy = mirrored(num_replicas)
+    config = TrainConfig(workdir=str(tmp_path), recipe="fast", batch_size=GLOBAL_BATCH,
+                         seed=3, precision="fp32", **overrides)
+    state = train_lib.create_state(config, strategy, sync_batch_norm=num_replicas > 1)
+    images_fn, count = pipeline.tfds_images(fashion_builder, "train[:320]")
+    iterator = iter(strategy.distribute_datasets_from_function(
+        pipeline.make_dataset_fn(images_fn, count, GLOBAL_BATCH, config.seed)))
+    train_steps = train_lib.make_train_steps(state, strategy, GLOBAL_BATCH,
+                                             ema_decay=functools.partial(ema.decay, config))
+    raw = [[w.numpy() for w in state.generator.weights]]
+    for steps in calls:
+        train_steps(iterator, tf.constant(steps))
+        raw.append([w.numpy() for w in state.generator.weights])
+    return strategy, state, raw
+
+
+def test_the_average_follows_its_recurrence_weight_by_weight(fashion_builder, tmp_path):
+    """With a fixed decay d, after each step: average = d * average + (1 - d) * weights,
+    batch-norm statistics included; it starts as a copy of the generator."""
+    _, state, raw = _train(fashion_builder, 1, tmp_path, [1] * STEPS, ema_decay=0.5)
+    expected = raw[0]
+    for weights in raw[1:]:
+        expected = [0.5 * e + 0.5 * w for e, w in zip(expected, weights)]
+    got = [w.numpy() for w in state.generator_ema.weights]
+    assert len(got) == len(expected) == 16  # 4 kernels, 3 x (gamma, beta, mean, variance)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-7)
+    # It trained and it averages: the average is neither the start nor the last weights.
+    assert not np.allclose(got[0], raw[0][0]) and not np.allclose(got[0], raw[-1][0])
+
+
+def _every_copy(strategy, variables):
+    return [[c.numpy() for c in strategy.experimental_local_results(v.value)]
+            for v in variables]
+
+
+def test_the_average_is_equal_on_every_replica_and_across_replica_counts(fashion_builder,
+                                                                        tmp_path):
+    _, state1, _ = _train(fashion_builder, 1, tmp_path / "1", [1] * STEPS, ema_decay=0.5)
+    strategy4, state4, _ = _train(fashion_builder, 4, tmp_path / "4", [1] * STEPS,
+                                  ema_decay=0.5)
+    copies = _every_copy(strategy4, state4.generator_ema.weights)
+    assert all(len(c) == 4 for c in copies)
+    for variable_copies in copies:  # bitwise: one cross-replica assign writes them all
+        for copy in variable_copies[1:]:
+            np.testing.assert_array_equal(copy, variable_copies[0])
+    # Across replica counts, within test_replica_equivalence's Adam tolerances: no entry
+    # more than the steps' learning rates apart, nearly all equal to round-off.
+    one = [w.numpy() for w in state1.generator_ema.weights]
+    four = [c[0] for c in copies]
+    assert max(float(np.abs(a - b).max()) for a, b in zip(one, four)) < STEPS * 2e-4
+    close = np.concatenate([np.isclose(b, a, rtol=1e-4, atol=1e-6).ravel()
+                            for a, b in zip(one, four)])
+    assert close.mean() > 0.97
+
+
+def test_half_life_and_ramp_up_set_the_decay():
+    config = TrainConfig(workdir="unused", recipe="fast", batch_size=64,
+                         ema_halflife_images=10000, ema_rampup=0.05)
+    # Late: a half-life of 10,000 images is 10000/64 steps.
+    np.testing.assert_allclose(float(ema.decay(config, 10**6)), 0.5 ** (64 / 10000),
+                               rtol=1e-6)
+    # Early: the half-life is capped at 5% of the images seen (640 -> 32 images).
+    np.testing.assert_allclose(float(ema.decay(config, 640)), 0.5 ** (64 / 32), rtol=1e-6)
+    no_rampup = TrainConfig(workdir="unused", recipe="fast", batch_size=64, ema_rampup=0)
+    np.testing.assert_allclose(float(ema.decay(no_rampup, 640)),
+                               0.5 ** (64 / no_rampup.ema_halflife_images), rtol=1e-6)
+    fixed = TrainConfig(workdir="unused", recipe="fast", ema_decay=0.999)
+    assert fixed.ema_halflife_images is None
+    np.testing.assert_allclose(float(ema.decay(fixed, 640)), 0.999, rtol=1e-6)
+    assert not TrainConfig(workdir="unused", recipe="fast", ema_decay=0).ema
+
+
+@pytest.fixture(scope="module")
+def averaged_run(tfds_dir, fashion_builder, tmp_path_factory):
+    """One 10-step epoch of the fast recipe with a slow average (decay 0.9), so the
+    averaged and raw generators differ clearly."""
+    workdir = str(tmp_path_factory.mktemp("averaged") / "workdir")
+    result = run_cli("dcgan_dist.train", *common_flags(tfds_dir, split="train[:640]"),
+                     "--recipe=fast", "--ema_decay=0.9", "--epochs=1",
+                     f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_tools_show_the_averaged_generator_and_reach_the_raw_one(averaged_run, tmp_path):
+    path = trained.resolve_checkpoint(averaged_run)
+    assert trained.has_averaged_generator(path)
+    averaged, raw = trained.make_networks()[0], trained.make_networks()[0]
+    tf.train.Checkpoint(generator_ema=averaged).restore(path).expect_partial()
+    tf.train.Checkpoint(generator=raw).restore(path).expect_partial()
+    seeds = np.arange(5, 13)
+    noise = sampling.noise_for_seeds(seeds)
+    want_averaged = sampling.generate_images(averaged, noise)
+    want_raw = sampling.generate_images(raw, noise)
+    assert not np.array_equal(want_averaged, want_raw)
+
+    default, _, _ = trained.load_networks(path)
+    chosen_raw, _, _ = trained.load_networks(path, raw=True)
+    np.testing.assert_array_equal(sampling.generate_images(default, noise), want_averaged)
+    np.testing.assert_array_equal(sampling.generate_images(chosen_raw, noise), want_raw)
+
+    for flag, want in (([], want_averaged), (["--raw_generator"], want_raw)):
+        out = tmp_path / f"samples{len(flag)}.npz"
+        result = run_cli("dcgan_dist.generate", f"--workdir={averaged_run}", "--seed=5",
+                         "--num_samples=8", f"--npz={out}", *flag)
+        assert result.returncode == 0, result.stderr[-3000:]
+        np.testing.assert_array_equal(np.load(out)["images"], want[..., 0])
+
+    export_dir = tmp_path / "export"
+    result = run_cli("dcgan_dist.export", f"--workdir={averaged_run}",
+                     f"--export_dir={export_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = tf.saved_model.load(str(export_dir / serving.GENERATOR_FOLDER))
+    by_seed = served.signatures["from_seeds"](seeds=tf.constant(seeds, tf.int64))
+    np.testing.assert_array_equal(by_seed["images"].numpy(), want_averaged)
+
+
+def test_the_training_grid_and_config_show_the_averaged_run(averaged_run):
+    """The epoch grid is the averaged generator's (the run computes it in bf16, so it is
+    compared against float32 networks with a tolerance the raw generator misses)."""
+    from dcgan_dist import images, models, rng
+    path = trained.resolve_checkpoint(averaged_run)
+    grid_noise = rng.normal_rows([16, models.NOISE_DIM], [0, 1]).numpy()  # --seed=0
+    written = iio.imread(os.path.join(averaged_run, "image_at_epoch_0001.png"))
+    gaps = [np.abs(written.astype(float) - images.grid(
+        trained.load_networks(path, raw=raw)[0](grid_noise, training=False))).mean()
+        for raw in (False, True)]
+    assert gaps[0] < 2 and gaps[1] > 3 * gaps[0], gaps
+    with open(os.path.join(averaged_run, "config.json")) as f:
+        recorded = json.load(f)
+    assert recorded["recipe"] == "fast" and recorded["ema_decay"] == 0.9
+    assert recorded["batch_size"] == 64 and recorded["beta1"] == 0.5
