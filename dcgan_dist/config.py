@@ -13,6 +13,7 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float1
 COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 AUTO = "auto"
 ON_NAN = ("stop", "rollback")
+GENERATORS = ("dcgan", "resize_conv")  # models.GENERATORS, named without importing Keras
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,7 @@ class TrainConfig:
 
     workdir: str
     recipe: str = recipes.ARTICLE
+    generator: str = "dcgan"             # architecture: dcgan (the article's), resize_conv
     dataset: str = "mnist"
     data_dir: Optional[str] = None       # folder of MNIST-format IDX files
     tfds_data_dir: Optional[str] = None  # where tfds keeps prepared data (tfds default)
@@ -75,6 +77,8 @@ class TrainConfig:
                                        "at least 1."),
             (self.precision in (*PRECISIONS, AUTO), f"--precision={self.precision} is "
              f"unknown; use one of {', '.join(PRECISIONS)} or {AUTO}."),
+            (self.generator in GENERATORS, f"--generator={self.generator} is unknown; "
+             f"use one of {', '.join(GENERATORS)}."),
             (self.on_nan in ON_NAN, f"--on_nan={self.on_nan} is unknown; use one of "
                                     f"{', '.join(ON_NAN)}."),
             (self.eval_every_epochs >= 0, "--eval_every_epochs="
@@ -152,7 +156,7 @@ class TrainConfig:
                 f"{max(1, round(self.batch_size / num_replicas)) * num_replicas}.")
 
     # Values that shape the training trajectory: a workdir resumes only with the same ones.
-    RESUME_KEYS = ("recipe", "dataset", "split", "seed", "precision") + recipes.FIELDS
+    RESUME_KEYS = ("recipe", "generator", "dataset", "split", "seed", "precision") + recipes.FIELDS
 
     def resume_fields(self):
         return {key: getattr(self, key) for key in self.RESUME_KEYS}

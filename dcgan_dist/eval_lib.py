@@ -97,7 +97,8 @@ class Evaluator:
             if earlier_step >= step:
                 continue
             if self._scratch_generator is None:  # built once, restored into each time
-                self._scratch_generator, _ = trained.make_networks()
+                self._scratch_generator, _ = trained.make_networks(
+                    trained.generator_architecture(path))
             trained.restore(path, generator=self._scratch_generator)
             images = sampling.generate_images(self._scratch_generator, self.noise)
             aucs[str(earlier_step)] = metrics.roc_auc(

@@ -76,7 +76,7 @@ def generate():
     path = trained.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
     import numpy as np
     from dcgan_dist import images, sampling
-    generator, _ = trained.make_networks()
+    generator, _ = trained.make_networks(trained.generator_architecture(path))
     step = trained.restore(path, generator=generator, raw=FLAGS.raw_generator)
     written = []
     if FLAGS.npz or FLAGS.grid:

@@ -91,6 +91,46 @@ def make_generator_model(sync_batch_norm=False, dtype=None, seed=0):
     ], name="generator")
 
 
+def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0):
+    """The article's generator with each transposed convolution replaced by
+    nearest-neighbour upsampling and a convolution (Odena et al. 2016's remedy for
+    checkerboard artefacts): the same widths, kernels and layer count, another family
+    of upsampling artefacts. `--generator=resize_conv`; the forensics protocol's
+    generator that no detector saw in training."""
+    def batch_norm():
+        return layers.BatchNormalization(synchronized=sync_batch_norm, dtype=dtype)
+
+    def conv(filters, index, **kwargs):
+        return layers.Conv2D(filters, 5, padding="same", use_bias=False,
+                             kernel_initializer=_glorot(seed, index), dtype=dtype, **kwargs)
+
+    return keras.Sequential([
+        keras.Input((NOISE_DIM,)),
+        layers.Dense(7 * 7 * 256, use_bias=False, kernel_initializer=_glorot(seed, 0),
+                     dtype=dtype),
+        batch_norm(),
+        layers.LeakyReLU(dtype=dtype),
+        layers.Reshape((7, 7, 256), dtype=dtype),
+        conv(128, 1),
+        batch_norm(),
+        layers.LeakyReLU(dtype=dtype),
+        layers.UpSampling2D(2, interpolation="nearest", dtype=dtype),
+        conv(64, 2),
+        batch_norm(),
+        layers.LeakyReLU(dtype=dtype),
+        layers.UpSampling2D(2, interpolation="nearest", dtype=dtype),
+        conv(1, 3, activation="tanh"),
+    ], name="generator")
+
+
+GENERATORS = {"dcgan": make_generator_model, "resize_conv": make_resize_conv_generator_model}
+
+
+def make_generator(name="dcgan", **kwargs):
+    """The generator of architecture `name` (a key of GENERATORS)."""
+    return GENERATORS[name](**kwargs)
+
+
 def make_discriminator_model(seed=0, dtype=None):
     """Images [N, 28, 28, 1] -> float32 logits [N, 1] (the article's discriminator)."""
     return keras.Sequential([

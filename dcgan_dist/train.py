@@ -41,6 +41,9 @@ flags.DEFINE_enum("recipe", "article", ["article", "fast"],
                   "Hyper-parameters: article (the seed's: Adam 1e-4, beta1 0.9, batch 256, "
                   "no averaging) or fast (Adam 2e-4, beta1 0.5, batch 64, an averaged "
                   "generator). The flags below override single values; see recipes.py.")
+flags.DEFINE_enum("generator", "dcgan", ["dcgan", "resize_conv"],
+                  "Generator architecture: the article's transposed convolutions, or "
+                  "nearest-neighbour upsampling then convolution (resize_conv).")
 flags.DEFINE_integer("batch_size", None, "Global batch size, over all replicas "
                      "(default: the recipe's).")
 flags.DEFINE_integer("max_steps", 0, "Stop at this global step (0: no limit).")
@@ -102,6 +105,7 @@ def _config_from_flags():
         workdir=FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
         tfds_data_dir=FLAGS.tfds_data_dir, split=FLAGS.split, epochs=FLAGS.epochs,
         max_steps=FLAGS.max_steps, seed=FLAGS.seed, recipe=FLAGS.recipe,
+        generator=FLAGS.generator,
         learning_rate=FLAGS.learning_rate,
         **{name: getattr(FLAGS, name) for name in recipes.FIELDS},
         checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,

@@ -80,8 +80,8 @@ def create_state(config, strategy, sync_batch_norm):
     """
     dtype = PRECISIONS[config.precision]
     with strategy.scope():
-        generator = models.make_generator_model(sync_batch_norm=sync_batch_norm, dtype=dtype,
-                                                seed=config.seed)
+        generator = models.make_generator(config.generator, dtype=dtype, seed=config.seed,
+                                          sync_batch_norm=sync_batch_norm)
         discriminator = models.make_discriminator_model(seed=config.seed, dtype=dtype)
         # Keras 3 creates optimizer slots lazily; under a strategy that must happen here,
         # in the scope, not inside the first tf.function call.
@@ -96,7 +96,8 @@ def create_state(config, strategy, sync_batch_norm):
             optimizers.append(optimizer)
         averaged = None
         if config.ema:
-            averaged = models.make_generator_model(dtype=dtype, seed=config.seed)
+            averaged = models.make_generator(config.generator, dtype=dtype,
+                                             seed=config.seed)
             ema.copy(averaged, generator)
         return TrainState(
             generator=generator, discriminator=discriminator,

@@ -74,8 +74,17 @@ def read_workdir_config(workdir):
                           "--workdir.") from None
 
 
-def make_networks():
-    """A float32 generator and discriminator to restore a checkpoint into.
+def generator_architecture(path):
+    """The generator architecture of checkpoint `path`, as its workdir's config.json
+    records it (the article's, "dcgan", for a checkpoint outside a workdir or from
+    before the choice was recorded)."""
+    workdir = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    return read_workdir_config(workdir).get("generator", "dcgan")
+
+
+def make_networks(architecture="dcgan"):
+    """A float32 generator (of `architecture`) and discriminator to restore a checkpoint
+    into.
 
     Batch norm is not synchronized here, whatever training used: the synchronized and
     plain layers hold the same variables under the same checkpoint keys (tested), and
@@ -83,7 +92,7 @@ def make_networks():
     variables, so float32 networks restore them exactly.
     """
     from dcgan_dist import models
-    return (models.make_generator_model(sync_batch_norm=False, dtype="float32"),
+    return (models.make_generator(architecture, sync_batch_norm=False, dtype="float32"),
             models.make_discriminator_model(dtype="float32"))
 
 
@@ -132,6 +141,6 @@ def restore(path, generator=None, discriminator=None, raw=False):
 def load_networks(path, raw=False):
     """(generator, discriminator, step) restored from checkpoint `path` (the generator
     averaged, when the run averaged it and not `raw`)."""
-    generator, discriminator = make_networks()
+    generator, discriminator = make_networks(generator_architecture(path))
     step = restore(path, generator, discriminator, raw)
     return generator, discriminator, step
