@@ -173,3 +173,48 @@ def roc_auc(positive_scores, negative_scores):
     below = np.searchsorted(negative, positive, side="left")
     ties = np.searchsorted(negative, positive, side="right") - below
     return float((below.sum() + 0.5 * ties.sum()) / (len(positive) * len(negative)))
+
+
+# Detection: "positive" is a generated image, flagged; its score is the negated logit of
+# "real" that detectors and discriminators give.
+
+def average_precision(positive_scores, negative_scores):
+    """Average precision of ranking positives above negatives (area under the
+    precision-recall curve, as detection papers report it)."""
+    positive = np.asarray(positive_scores, np.float64)
+    scores = np.concatenate([positive, np.asarray(negative_scores, np.float64)])
+    hits = np.concatenate([np.ones(len(positive)), np.zeros(len(scores) - len(positive))])
+    hits = hits[np.argsort(-scores, kind="stable")]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / len(positive))
+
+
+def tpr_at_fpr(positive_scores, negative_scores, fpr=0.01):
+    """The share of positives flagged at the threshold that flags at most `fpr` of the
+    negatives."""
+    negative = np.sort(np.asarray(negative_scores, np.float64))[::-1]
+    threshold = negative[int(np.floor(fpr * len(negative)))]
+    return float(np.mean(np.asarray(positive_scores, np.float64) > threshold))
+
+
+def best_threshold(real_logits, fake_logits):
+    """The logit threshold (real above it) with the highest accuracy on these logits."""
+    scores = np.concatenate([real_logits, fake_logits]).astype(np.float64)
+    is_real = np.concatenate([np.ones(len(real_logits)), np.zeros(len(fake_logits))])
+    order = np.argsort(scores, kind="stable")
+    scores, is_real = scores[order], is_real[order]
+    # Threshold just above scores[i]: fakes at or below it are right, reals above it.
+    correct = np.cumsum(1 - is_real) + (is_real.sum() - np.cumsum(is_real))
+    best = int(np.argmax(correct))
+    above = scores[best + 1] if best + 1 < len(scores) else scores[best] + 1.0
+    return float((scores[best] + above) / 2)
+
+
+def detection_metrics(real_logits, fake_logits, threshold=0.0):
+    """ROC-AUC, average precision, accuracy at `threshold` and TPR at 1% FPR of logits of
+    "real" given to real and generated images (generated ones are the positives)."""
+    real, fake = np.asarray(real_logits), np.asarray(fake_logits)
+    correct = np.sum(real > threshold) + np.sum(fake <= threshold)
+    return {"auc": roc_auc(-fake, -real), "ap": average_precision(-fake, -real),
+            "accuracy": float(correct / (len(real) + len(fake))),
+            "tpr_at_1pct_fpr": tpr_at_fpr(-fake, -real, 0.01)}

@@ -1,0 +1,123 @@
+"""A pool of generators: the checkpoints of training workdirs, and their samples.
+
+A pool entry is written `WORKDIR[@SELECTOR][#raw|#averaged]`:
+- SELECTOR picks checkpoints by their order in the workdir: `all` (the default),
+  `latest`, `even` or `odd` (2nd, 4th, ... or 1st, 3rd, ...: train on one half of a
+  run's checkpoints and test on the other), or steps joined by `+` (`1170+2340`);
+- `#raw` takes the raw generator, `#averaged` the averaged one (an error if the run kept
+  none); by default, what `dcgan_dist.generate` shows (the averaged one when there is
+  one).
+An entry ending in `.npz` is a file of generated uint8 images [N, 28, 28] instead, e.g.
+from another package's generator.
+
+Samples are quantized to uint8 exactly as real images are stored (`sampling`), so no
+detector can tell fakes by their dtype or range (TequilaGAN's caveat on MNIST).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from dcgan_dist import image_files, trained
+from dcgan_dist.errors import ConfigError, DataError
+
+
+@dataclasses.dataclass(frozen=True)
+class Generator:
+    """One generator of a pool: a checkpoint and which of its generators, or a file."""
+
+    path: str              # checkpoint path, or an .npz of images
+    kind: str = "shown"    # "raw", "averaged" or "shown" (averaged if kept, else raw)
+
+    @property
+    def name(self):
+        return self.path if self.kind == "shown" else f"{self.path}#{self.kind}"
+
+    @property
+    def is_file(self):
+        return self.path.endswith(".npz")
+
+
+def _select(workdir, selector):
+    available = trained.list_checkpoints(workdir)
+    if not available:  # resolve_checkpoint says it in one sentence
+        trained.resolve_checkpoint(workdir)
+    if selector in ("", "all"):
+        chosen = available
+    elif selector == "latest":
+        chosen = available[-1:]
+    elif selector in ("even", "odd"):
+        chosen = available[(1 if selector == "even" else 0)::2]
+    else:
+        try:
+            steps = {int(step) for step in selector.split("+")}
+        except ValueError:
+            raise ConfigError(f"@{selector} is not a checkpoint selector; use all, latest, "
+                              "even, odd or steps joined by +, e.g. @1170+2340.") from None
+        chosen = [(step, path) for step, path in available if step in steps]
+        missing = steps - {step for step, _ in chosen}
+        if missing:
+            raise DataError(f"{workdir} has no checkpoint of step "
+                            f"{', '.join(map(str, sorted(missing)))}; it holds the steps "
+                            f"{', '.join(str(s) for s, _ in available)}.")
+    if not chosen:
+        raise DataError(f"{workdir}@{selector} selects no checkpoint (it holds "
+                        f"{len(available)}); choose another selector.")
+    return [path for _, path in chosen]
+
+
+def parse(entries, flag="--workdirs"):
+    """[Generator] of pool entries (see the module docstring)."""
+    if not entries:
+        raise ConfigError(f"{flag} names no generator; pass training workdirs, e.g. "
+                          f"{flag}=runs/dcgan@even#raw.")
+    generators = []
+    for entry in entries:
+        spec, _, kind = entry.partition("#")
+        if kind not in ("", "raw", "averaged"):
+            raise ConfigError(f"{entry}: #{kind} is unknown; use #raw or #averaged.")
+        if spec.endswith(".npz"):
+            image_files._check_file(spec)
+            generators.append(Generator(spec))
+            continue
+        workdir, _, selector = spec.partition("@")
+        if not os.path.isdir(workdir):
+            raise ConfigError(f"{flag}: {workdir} is not a folder; pass the --workdir of "
+                              "a training run.")
+        generators += [Generator(path, kind or "shown") for path in _select(workdir, selector)]
+    return generators
+
+
+def datasets_of(generators):
+    """The datasets the pool's workdirs trained on (from their config.json)."""
+    return {trained.read_workdir_config(os.path.dirname(os.path.dirname(g.path)))
+            .get("dataset", "mnist") for g in generators if not g.is_file}
+
+
+def load(generator):
+    """(generator network, discriminator of the same checkpoint or None)."""
+    if generator.is_file:
+        return None, None
+    if generator.kind == "averaged" and not trained.has_averaged_generator(generator.path):
+        raise DataError(f"{generator.path} holds no averaged generator (its run did not "
+                        "average); drop #averaged.")
+    network, discriminator, _ = trained.load_networks(generator.path,
+                                                      raw=generator.kind == "raw")
+    return network, discriminator
+
+
+def samples(generator, count, first_seed, network=None):
+    """uint8 [count, 28, 28, 1]: the images of seeds first_seed.. (or a file's first
+    `count` images)."""
+    from dcgan_dist import sampling
+    if generator.is_file:
+        images = image_files.read_npz(generator.path)
+        if len(images) < count:
+            raise DataError(f"{generator.path} holds {len(images)} images; {count} are "
+                            "needed (lower --samples_per_generator).")
+        return images[:count]
+    if network is None:
+        network, _ = load(generator)
+    return sampling.generate_images(network, sampling.noise_for_seeds(
+        np.arange(first_seed, first_seed + count)))

@@ -1,0 +1,98 @@
+"""The held-out protocol: detectors and the GANs' own discriminators, scored on sets of
+generators that no detector trained on, with real images no detector trained on.
+
+- Real images: the test split (detectors train on the training split).
+- Fakes: each set's generators, from seeds no training sample used (10**6 onwards),
+  as many in all as there are real images (balanced), drawn evenly from the set.
+- Metrics (generated images are the positives): ROC-AUC, average precision, accuracy
+  at the threshold the detector chose on its validation data, and the true-positive
+  rate at 1% false positives.
+- Perturbations of real and fake images alike: none, JPEG quality 75, Gaussian blur
+  (sigma 1 px) and Gaussian noise (std 5 grey levels).
+- The discriminator row: each generator scored by the discriminator of its own
+  checkpoint (the article's claim), at its natural threshold (logit 0); the set's value
+  is the mean over its generators, each against the same real images.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from dcgan_dist import classifier, detection, metrics
+from dcgan_dist.forensics import detectors, pool, training
+
+FIRST_TEST_SEED = 10**6
+# name -> (perturbation, strength); "none" leaves images as they are.
+PERTURBATIONS = {"none": None, "jpeg75": ("jpeg", 75), "blur1": ("blur", 1.0),
+                 "noise5": ("noise", 5.0)}
+DISCRIMINATOR = "discriminator"
+
+
+def perturb_all(images, name, seed=0):
+    if PERTURBATIONS[name] is None:
+        return images
+    kind, strength = PERTURBATIONS[name]
+    tf.random.set_seed(seed)  # the noise draws
+    data = tf.data.Dataset.from_tensor_slices(images).map(
+        lambda x: detectors.perturb(x, kind, strength)).batch(1000)
+    return np.concatenate([batch.numpy() for batch in data])
+
+
+def _set_fakes(generators, count, seed):
+    """(fakes [count], [(discriminator or None, that generator's fakes)])."""
+    per_generator = -(-count // len(generators))
+    drawn = []
+    for generator in generators:
+        network, discriminator = pool.load(generator)
+        drawn.append((discriminator, pool.samples(generator, per_generator,
+                                                  FIRST_TEST_SEED, network)))
+    fakes = np.concatenate([images for _, images in drawn])
+    pick = np.random.default_rng(seed).permutation(len(fakes))[:count]
+    return fakes[pick], drawn
+
+
+def evaluate(detector_dirs, sets, builder, num_real=10000, perturbations=tuple(PERTURBATIONS),
+             discriminator=True, seed=0):
+    """Rows {set, perturbation, scorer, auc, ap, accuracy, tpr_at_1pct_fpr}."""
+    total = builder.info.splits["test"].num_examples
+    real, _ = classifier.load_split(builder, f"test[:{min(num_real, total)}]")
+    loaded = {d: training.load(d) for d in detector_dirs}
+    rows = []
+    for set_name, generators in sets.items():
+        fakes, drawn = _set_fakes(generators, len(real), seed)
+        for name in perturbations:
+            real_p, fake_p = perturb_all(real, name, seed), perturb_all(fakes, name, seed + 1)
+            for directory, (model, record) in loaded.items():
+                values = metrics.detection_metrics(training.logits(model, real_p),
+                                                   training.logits(model, fake_p),
+                                                   record["threshold_logit"])
+                rows.append({"set": set_name, "perturbation": name, "scorer": directory,
+                             **values})
+            own = [(d, images) for d, images in drawn if d is not None]
+            if discriminator and own:
+                per = [metrics.detection_metrics(
+                    detection.score_images(d, real_p),
+                    detection.score_images(d, perturb_all(images, name, seed + 1)))
+                    for d, images in own]
+                rows.append({"set": set_name, "perturbation": name, "scorer": DISCRIMINATOR,
+                             **{k: float(np.mean([p[k] for p in per])) for k in per[0]},
+                             "auc_min": float(min(p["auc"] for p in per))})
+    return rows
+
+
+def table(rows):
+    """Markdown: one line per set and perturbation, AUC / TPR@1%FPR per scorer."""
+    scorers = list(dict.fromkeys(row["scorer"] for row in rows))
+    keys = list(dict.fromkeys((row["set"], row["perturbation"]) for row in rows))
+    by = {(row["set"], row["perturbation"], row["scorer"]): row for row in rows}
+    lines = ["| set | perturbation | " + " | ".join(
+        f"{s} AUC / AP / acc / TPR@1%" for s in scorers) + " |",
+        "|---|---|" + "---|" * len(scorers)]
+    for set_name, perturbation in keys:
+        cells = []
+        for scorer in scorers:
+            row = by.get((set_name, perturbation, scorer))
+            cells.append("" if row is None else
+                         f"{row['auc']:.3f} / {row['ap']:.3f} / {row['accuracy']:.3f} / "
+                         f"{row['tpr_at_1pct_fpr']:.3f}")
+        lines.append(f"| {set_name} | {perturbation} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

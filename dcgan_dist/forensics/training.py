@@ -1,0 +1,116 @@
+"""Training a detector: real training images against a pool's samples, balanced, under a
+tf.distribute strategy (Keras `fit`), with TensorBoard summaries, a checkpoint per epoch
+(`BackupAndRestore`: an interrupted run resumes at its last epoch), and a validation
+split from the same generators and real images on which the decision threshold is set.
+
+OUT_DIR holds `detector.json` (architecture, augmentations, pool, threshold, validation
+metrics), `checkpoints/` (the trained network) and `tensorboard/`.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dcgan_dist import classifier, metrics
+from dcgan_dist.data import pipeline
+from dcgan_dist.errors import ConfigError, DataError
+from dcgan_dist.forensics import detectors, pool
+
+RECORD_FILE = "detector.json"
+CHECKPOINT_FOLDER = "checkpoints"
+
+
+def training_images(generators, builder, per_generator, seed):
+    """(uint8 images, labels: 1 real, 0 generated), balanced and shuffled."""
+    fakes = np.concatenate([pool.samples(g, per_generator, first_seed=0) for g in generators])
+    real, _ = classifier.load_split(builder, "train")
+    rng = np.random.default_rng(seed)
+    count = min(len(real), len(fakes))  # balanced: as many of each
+    real = real[rng.permutation(len(real))[:count]]
+    fakes = fakes[rng.permutation(len(fakes))[:count]]
+    images = np.concatenate([real, fakes])
+    labels = np.concatenate([np.ones(count, np.float32), np.zeros(count, np.float32)])
+    order = rng.permutation(len(images))
+    return images[order], labels[order]
+
+
+def _dataset(images, labels, batch_size, augment, seed, training):
+    data = tf.data.Dataset.from_tensor_slices((images, labels))
+    if training:
+        data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        if augment:
+            data = data.map(lambda x, y: (detectors.augment(x, augment), y),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.map(lambda x, y: (pipeline.scale_images(x), y))
+    return data.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
+def logits(model, images, batch_size=1000):
+    """float32 [N] logits of "real" for uint8 images, in eager batches."""
+    out = [tf.reshape(model(pipeline.scale_images(images[i:i + batch_size]),
+                            training=False), [-1]).numpy()
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out) if out else np.zeros([0], np.float32)
+
+
+def train(strategy, generators, builder, out_dir, architecture="cnn", augment=(),
+          epochs=5, batch_size=256, learning_rate=1e-3, per_generator=5000,
+          val_fraction=0.1, seed=0, entries=()):
+    """Trains, checkpoints and records a detector in `out_dir`; returns (model, record)."""
+    if os.path.exists(os.path.join(out_dir, RECORD_FILE)):
+        raise ConfigError(f"--out_dir={out_dir} already holds a trained detector; name a "
+                          "new folder.")
+    if batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"--batch_size={batch_size} does not divide across "
+                          f"{strategy.num_replicas_in_sync} replicas.")
+    images, labels = training_images(generators, builder, per_generator, seed)
+    validation = max(1, int(len(images) * val_fraction))
+    if len(images) - validation < batch_size:
+        raise DataError(f"the pool gives {len(images)} images, too few for a batch of "
+                        f"{batch_size}; add generators or raise --samples_per_generator.")
+    tf.keras.utils.set_random_seed(seed)  # shuffling and augmentation draws
+    with strategy.scope():
+        model = detectors.make_detector(architecture, seed)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.BinaryAccuracy(threshold=0.0,
+                                                            name="accuracy")])
+    model.fit(
+        _dataset(images[validation:], labels[validation:], batch_size, augment, seed, True),
+        validation_data=_dataset(images[:validation], labels[:validation], batch_size, (),
+                                 seed, False),
+        epochs=epochs, verbose=2,
+        callbacks=[keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
+                   keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup"))])
+    tf.train.Checkpoint(detector=model).write(
+        os.path.join(out_dir, CHECKPOINT_FOLDER, "detector"))
+    # The threshold: the logit that classifies the validation images best (Wang et
+    # al.: accuracy at a fixed 0.5 collapses on new generators; calibrate it).
+    scores = logits(model, images[:validation])
+    real, fake = scores[labels[:validation] == 1], scores[labels[:validation] == 0]
+    threshold = metrics.best_threshold(real, fake)
+    record = {"architecture": architecture, "augment": list(augment), "pool": list(entries),
+              "generators": [g.name for g in generators], "images": int(len(images)),
+              "validation_images": validation, "epochs": epochs, "seed": seed,
+              "threshold_logit": threshold,
+              "validation": metrics.detection_metrics(real, fake, threshold)}
+    with open(os.path.join(out_dir, RECORD_FILE), "w") as f:
+        json.dump(record, f, indent=2)
+    return model, record
+
+
+def load(out_dir):
+    """(model, record) of a detector that `train` wrote in `out_dir`."""
+    path = os.path.join(out_dir, RECORD_FILE)
+    if not os.path.isfile(path):
+        raise DataError(f"{out_dir} holds no trained detector ({RECORD_FILE} is missing); "
+                        "pass the --out_dir of `forensics train`.")
+    with open(path) as f:
+        record = json.load(f)
+    model = detectors.make_detector(record["architecture"], record["seed"])
+    tf.train.Checkpoint(detector=model).read(
+        os.path.join(out_dir, CHECKPOINT_FOLDER, "detector")).expect_partial()
+    return model, record
