@@ -78,7 +78,7 @@ def parse(entries, flag="--workdirs"):
         if kind not in ("", "raw", "averaged"):
             raise ConfigError(f"{entry}: #{kind} is unknown; use #raw or #averaged.")
         if spec.endswith(".npz"):
-            image_files._check_file(spec)
+            image_files.read_npz(spec)  # refuses a wrong size now, not after sampling
             generators.append(Generator(spec))
             continue
         workdir, _, selector = spec.partition("@")
