@@ -27,6 +27,8 @@ from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 256, "Global batch size of both loops.")
+flags.DEFINE_enum("recipe", "article", ["article", "fast"], "The package's recipe (its "
+                  "Adam settings and generator averaging; --batch_size stays as given).")
 flags.DEFINE_integer("cpu_replicas", 1, "Replicas of the package's loop (logical CPUs).")
 flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16", "fp16"],
                   "The package's precision (auto: as the training CLI chooses).")
@@ -56,6 +58,8 @@ def _timed(run_steps, steps):
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
+    import functools
+
     import numpy as np
     import tensorflow as tf
     import tensorflow_datasets as tfds
@@ -63,7 +67,7 @@ def main(argv):
     import article
     import op_profile
     import results as results_file
-    from dcgan_dist import cli, hardware, strategies, train_lib
+    from dcgan_dist import cli, ema, hardware, strategies, train_lib
     from dcgan_dist.config import TrainConfig
     from dcgan_dist.data import pipeline, sources
 
@@ -86,7 +90,7 @@ def main(argv):
         article_generator.trainable_variables[0].numpy()  # waits for the last update
 
     # The package's loop, exactly as train_lib runs it.
-    config = TrainConfig(workdir="unused", batch_size=FLAGS.batch_size,
+    config = TrainConfig(workdir="unused", recipe=FLAGS.recipe, batch_size=FLAGS.batch_size,
                          precision=FLAGS.precision,
                          jit_compile=cli.TRISTATE[FLAGS.jit_compile])
     config.check_replicas(strategy.num_replicas_in_sync)
@@ -100,7 +104,8 @@ def main(argv):
         pipeline.make_dataset_fn(images_fn, count, FLAGS.batch_size, 0,
                                  dtype=config.compute_dtype)))
     train_steps = train_lib.make_train_steps(state, strategy, FLAGS.batch_size,
-                                             config.jit_compile)
+                                             config.jit_compile,
+                                             functools.partial(ema.decay, config))
 
     def run_package(n):
         for _ in range(n // FLAGS.steps_per_loop):
@@ -119,6 +124,7 @@ def main(argv):
     article_median = statistics.median(article_ips)
     package_median = statistics.median(package_ips)
     result = {
+        "recipe": FLAGS.recipe, "generator_averaging": config.ema,
         "batch_size": FLAGS.batch_size, "cpu_replicas": FLAGS.cpu_replicas,
         "precision": config.precision, "jit_compile": config.jit_compile,
         "steps_per_loop": FLAGS.steps_per_loop,

@@ -3,7 +3,7 @@
 The article's recipe for its 50 epochs (the reference: its last FID is the target), then
 the fast recipe with three seeds, each stopped at the target:
     python benchmarks/time_to_quality.py --recipes=article --epochs=50 \
-        --eval_every_images=60000
+        --eval_every_epochs=1 --eval_every_images=0
     python benchmarks/time_to_quality.py --recipes=article,fast --seeds=3 --epochs=50
 Variants of a recipe are named with overrides, e.g. `fast+batch_size=128+beta1=0.0`.
 
@@ -48,9 +48,11 @@ flags.DEFINE_bool("stop_at_target", True, "Stop a run (not the reference's) once
 flags.DEFINE_integer("epochs", 50, "Epoch budget of each run.")
 flags.DEFINE_float("max_train_minutes", 0, "Training-time budget of each run (0: none).")
 flags.DEFINE_integer("eval_every_images", 15000, "Evaluate every N images (a quarter "
-                     "of a 60,000-image epoch).")
+                     "of a 60,000-image epoch; 0: never), and at the end of each run.")
+flags.DEFINE_integer("eval_every_epochs", 0, "Also evaluate at the end of every N epochs.")
 flags.DEFINE_integer("eval_samples", 10000, "Generated and real images per evaluation.")
 flags.DEFINE_string("dataset", "fashion_mnist", "tfds dataset, as dcgan_dist.train.")
+flags.DEFINE_string("split", "train", "Training split (a smaller one for a smoke run).")
 flags.DEFINE_string("data_dir", None, "As dcgan_dist.train's --data_dir.")
 flags.DEFINE_string("tfds_data_dir", None, "As dcgan_dist.train's --tfds_data_dir.")
 flags.DEFINE_string("out_dir", "runs/time_to_quality", "Workdirs, logs and results.")
@@ -74,9 +76,11 @@ def _train_command(recipe, overrides, seed, workdir):
     command = [sys.executable, "-m", "dcgan_dist.train", f"--recipe={recipe}",
                f"--seed={seed}", f"--workdir={workdir}", f"--epochs={FLAGS.epochs}",
                f"--dataset={FLAGS.dataset}", f"--eval_every_images={FLAGS.eval_every_images}",
+               f"--eval_every_epochs={FLAGS.eval_every_epochs}",
                f"--eval_samples={FLAGS.eval_samples}", "--noeval_earlier",
                "--progress_bar=false", "--keep_checkpoints=20", *overrides]
-    command += [f"--{name}={getattr(FLAGS, name)}" for name in ("data_dir", "tfds_data_dir")
+    command += [f"--{name}={getattr(FLAGS, name)}" for name in ("split", "data_dir",
+                                                                  "tfds_data_dir")
                 if getattr(FLAGS, name)]
     return command
 
@@ -172,6 +176,7 @@ def main(argv):
               "reference_images": reference_images,
               "flags": {name: getattr(FLAGS, name) for name in (
                   "recipes", "seeds", "epochs", "max_train_minutes", "eval_every_images",
+                  "eval_every_epochs",
                   "eval_samples", "dataset", "stop_at_target")},
               "summary": summary, "runs": runs}
     results.write_json(os.path.join(FLAGS.out_dir, "time_to_quality.json"), report)

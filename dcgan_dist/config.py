@@ -131,15 +131,15 @@ class TrainConfig:
             values.update(ema_decay=None, ema_halflife_images=None)  # given: replaces
         values.update({name: getattr(self, name) for name in recipes.FIELDS
                        if getattr(self, name) is not None})
-        if values["ema_decay"] == 0:
-            values["ema_decay"] = None  # 0: no averaging, one way to say it
         for name, value in values.items():
             object.__setattr__(self, name, value)  # frozen: filled once, here
 
     @property
     def ema(self):
         """Whether the generator's weights are averaged (and the average is shown)."""
-        return self.ema_decay is not None or self.ema_halflife_images is not None
+        # --ema_decay=0 stays 0 (not None): a config rebuilt from these values (as
+        # dataclasses.replace does) must not fall back to the recipe's half-life.
+        return bool(self.ema_decay) or self.ema_halflife_images is not None
 
     @property
     def compute_dtype(self):

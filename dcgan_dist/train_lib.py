@@ -460,6 +460,7 @@ class _EpochLoop:
     saved_step: int = 0
     started: float = None         # when this process's loop started (perf_counter)
     eval_seconds: float = 0.0     # ... and the time it spent evaluating since
+    evaluated_step: int = -1      # the step of the last evaluation
     cluster_watch: object = None  # preemption.ClusterWatch of a multi-worker job
     evaluator: object = None      # eval_lib.Evaluator, on the chief, with --eval_every_*
 
@@ -501,6 +502,8 @@ class _EpochLoop:
                 self._evaluate(epoch, step)  # within an epoch, _steps() evaluates
             if self.cluster_watch:  # after the epoch's outputs, so a resume skips none
                 self.cluster_watch.check(step)
+        if self.evaluator and step == total_steps and self.evaluated_step != step:
+            self._evaluate(epoch, step)  # where the run ends, whatever the period
         return epoch_metrics, step, self.saved_step
 
     def _eval_steps(self):
@@ -534,6 +537,7 @@ class _EpochLoop:
             return
         finally:
             self.eval_seconds += time.perf_counter() - started
+            self.evaluated_step = step
         print(f"eval | epoch: {epoch} | step: {step} | "
               + eval_lib.format_results(results), flush=True)
 

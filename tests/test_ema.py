@@ -1,6 +1,7 @@
 """The averaged generator: its recurrence, its schedule, its equality on every replica and
 across replica counts, and the tools that show it by default."""
 
+import dataclasses
 import functools
 import json
 import os
@@ -92,7 +93,11 @@ def test_half_life_and_ramp_up_set_the_decay():
     fixed = TrainConfig(workdir="unused", recipe="fast", ema_decay=0.999)
     assert fixed.ema_halflife_images is None
     np.testing.assert_allclose(float(ema.decay(fixed, 640)), 0.999, rtol=1e-6)
-    assert not TrainConfig(workdir="unused", recipe="fast", ema_decay=0).ema
+    off = TrainConfig(workdir="unused", recipe="fast", ema_decay=0)
+    assert not off.ema
+    # Rebuilt from its own values (train() does, resolving precision), it stays off.
+    assert not dataclasses.replace(off, precision="fp32").ema
+    assert dataclasses.replace(fixed, precision="fp32").ema_decay == 0.999
 
 
 @pytest.fixture(scope="module")
