@@ -11,7 +11,7 @@ from conftest import TRAINED_STEPS_PER_EPOCH, run_cli
 from dcgan_dist import classifier, detection, metrics, sampling
 from dcgan_dist.forensics import training
 
-CONTROL_IMAGES = 3000  # per class: AUC's spread at chance is ~0.01
+CONTROL_IMAGES = 2000  # per class: AUC's spread at chance is ~0.01
 
 
 def _forensics(*args):

@@ -53,18 +53,13 @@ def test_time_to_quality_trains_stops_at_the_target_and_reports(tfds_dir, fashio
               "--eval_every_images=640", f"--out_dir={out}"]
     script = os.path.join(ROOT, "benchmarks", "time_to_quality.py")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    # The reference trains its whole budget: 2 epochs of 5 steps at batch 256.
-    reference = subprocess.run([sys.executable, script, "--recipes=article", "--epochs=2",
-                                *common], capture_output=True, text=True, env=env,
-                               timeout=600, cwd=ROOT)
-    assert reference.returncode == 0, reference.stderr[-3000:]
+    # The reference (article) trains its whole budget: 2 epochs of 5 steps at batch 256.
     # fast (batch 64: 20 steps an epoch) has an easy target: it stops at its first
-    # evaluation (10 steps), though its budget is 3 epochs.
+    # evaluation (10 steps), though its budget is 2 epochs too.
     result = subprocess.run([sys.executable, script, "--recipes=article,fast",
-                             "--epochs=3", "--target_fid=1000", *common],
-                            capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+                             "--epochs=2", "--target_fid=1000", *common],
+                            capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "article seed 0: done before" not in result.stdout  # the reference has no target
     report = json.loads((out / "time_to_quality.json").read_text())
     runs = {run["label"]: run for run in report["runs"]}
     # Every ceil(640 / 256) = 3 steps, and where the run ends.
