@@ -65,30 +65,36 @@ def _glorot(seed, layer_index):
     return keras.initializers.GlorotUniform(seed=seed * 100 + layer_index)
 
 
-def make_generator_model(sync_batch_norm=False, dtype=None, seed=0):
-    """Noise [N, 100] -> images [N, 28, 28, 1] in [-1, 1] (the article's generator)."""
-    def batch_norm():
-        return layers.BatchNormalization(synchronized=sync_batch_norm, dtype=dtype)
+def _generator(upsampling_conv, sync_batch_norm, dtype, seed):
+    """Dense(7*7*256) -> 7x7x256 -> 128 -> 64 (14x14) -> 1 (28x28), batch norm and
+    leaky ReLU between; `upsampling_conv(filters, layer_index, strides, **kwargs)` gives
+    the layers of each upsampling convolution."""
+    def block(filters, index, strides):
+        return [*upsampling_conv(filters, index, strides),
+                layers.BatchNormalization(synchronized=sync_batch_norm, dtype=dtype),
+                layers.LeakyReLU(dtype=dtype)]
 
     return keras.Sequential([
         keras.Input((NOISE_DIM,)),
         layers.Dense(7 * 7 * 256, use_bias=False, kernel_initializer=_glorot(seed, 0),
                      dtype=dtype),
-        batch_norm(),
+        layers.BatchNormalization(synchronized=sync_batch_norm, dtype=dtype),
         layers.LeakyReLU(dtype=dtype),
         layers.Reshape((7, 7, 256), dtype=dtype),
-        layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False,
-                               kernel_initializer=_glorot(seed, 1), dtype=dtype),
-        batch_norm(),
-        layers.LeakyReLU(dtype=dtype),
-        layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=_glorot(seed, 2), dtype=dtype),
-        batch_norm(),
-        layers.LeakyReLU(dtype=dtype),
-        layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False,
-                               activation="tanh", kernel_initializer=_glorot(seed, 3),
-                               dtype=dtype),
+        *block(128, 1, 1),
+        *block(64, 2, 2),
+        *upsampling_conv(1, 3, 2, activation="tanh"),
     ], name="generator")
+
+
+def make_generator_model(sync_batch_norm=False, dtype=None, seed=0):
+    """Noise [N, 100] -> images [N, 28, 28, 1] in [-1, 1] (the article's generator)."""
+    def transposed_conv(filters, index, strides, **kwargs):
+        return [layers.Conv2DTranspose(filters, 5, strides=strides, padding="same",
+                                       use_bias=False, kernel_initializer=_glorot(seed, index),
+                                       dtype=dtype, **kwargs)]
+
+    return _generator(transposed_conv, sync_batch_norm, dtype, seed)
 
 
 def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0):
@@ -97,30 +103,14 @@ def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0):
     checkerboard artefacts): the same widths, kernels and layer count, another family
     of upsampling artefacts. `--generator=resize_conv`; the forensics protocol's
     generator that no detector saw in training."""
-    def batch_norm():
-        return layers.BatchNormalization(synchronized=sync_batch_norm, dtype=dtype)
+    def resize_conv(filters, index, strides, **kwargs):
+        upsample = ([layers.UpSampling2D(strides, interpolation="nearest", dtype=dtype)]
+                    if strides > 1 else [])
+        return upsample + [layers.Conv2D(filters, 5, padding="same", use_bias=False,
+                                         kernel_initializer=_glorot(seed, index),
+                                         dtype=dtype, **kwargs)]
 
-    def conv(filters, index, **kwargs):
-        return layers.Conv2D(filters, 5, padding="same", use_bias=False,
-                             kernel_initializer=_glorot(seed, index), dtype=dtype, **kwargs)
-
-    return keras.Sequential([
-        keras.Input((NOISE_DIM,)),
-        layers.Dense(7 * 7 * 256, use_bias=False, kernel_initializer=_glorot(seed, 0),
-                     dtype=dtype),
-        batch_norm(),
-        layers.LeakyReLU(dtype=dtype),
-        layers.Reshape((7, 7, 256), dtype=dtype),
-        conv(128, 1),
-        batch_norm(),
-        layers.LeakyReLU(dtype=dtype),
-        layers.UpSampling2D(2, interpolation="nearest", dtype=dtype),
-        conv(64, 2),
-        batch_norm(),
-        layers.LeakyReLU(dtype=dtype),
-        layers.UpSampling2D(2, interpolation="nearest", dtype=dtype),
-        conv(1, 3, activation="tanh"),
-    ], name="generator")
+    return _generator(resize_conv, sync_batch_norm, dtype, seed)
 
 
 GENERATORS = {"dcgan": make_generator_model, "resize_conv": make_resize_conv_generator_model}

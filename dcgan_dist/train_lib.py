@@ -469,7 +469,7 @@ class _EpochLoop:
 
         Returns (the last epoch's mean metrics, the step reached, the last saved step).
         """
-        self.saved_step, epoch_metrics = step, None
+        self.saved_step, epoch_metrics, first = step, None, step
         if self.started is None:  # a rollback runs the loop again: one clock
             self.started = time.perf_counter()
         while step < total_steps and not stop:
@@ -502,7 +502,8 @@ class _EpochLoop:
                 self._evaluate(epoch, step)  # within an epoch, _steps() evaluates
             if self.cluster_watch:  # after the epoch's outputs, so a resume skips none
                 self.cluster_watch.check(step)
-        if self.evaluator and step == total_steps and self.evaluated_step != step:
+        if (self.evaluator and step == total_steps and step > first
+                and self.evaluated_step != step):
             self._evaluate(epoch, step)  # where the run ends, whatever the period
         return epoch_metrics, step, self.saved_step
 
