@@ -7,6 +7,7 @@ to measure them here), and either flag overrides them.
 """
 
 import dataclasses
+from typing import Optional
 
 import tensorflow as tf
 
@@ -28,9 +29,22 @@ def cpu_flags(path="/proc/cpuinfo"):
     return set()
 
 
-def _is_tpu(strategy):
-    return isinstance(strategy, (tf.distribute.TPUStrategy,
-                                 tf.distribute.experimental.TPUStrategy))
+@dataclasses.dataclass(frozen=True)
+class Platform:
+    """What the auto choices look at: a TPU, the first GPU's CUDA compute capability
+    (None: no GPU; (): a GPU that reports none), and the CPU's feature flags."""
+
+    tpu: bool = False
+    gpu_capability: Optional[tuple] = None
+    cpu_flags: frozenset = frozenset()
+
+
+def describe(strategy, cpuinfo="/proc/cpuinfo"):
+    """The Platform this process runs `strategy` on."""
+    return Platform(tpu=isinstance(strategy, (tf.distribute.TPUStrategy,
+                                              tf.distribute.experimental.TPUStrategy)),
+                    gpu_capability=_gpu_compute_capability(),
+                    cpu_flags=frozenset(cpu_flags(cpuinfo)))
 
 
 def _gpu_compute_capability():
@@ -42,11 +56,11 @@ def _gpu_compute_capability():
     return tuple(details.get("compute_capability", ()))  # () on non-CUDA GPUs
 
 
-def choose_precision(strategy):
+def choose_precision(platform):
     """(precision, reason) for --precision=auto."""
-    if _is_tpu(strategy):
+    if platform.tpu:
         return "bf16", "TPUs compute in bfloat16 natively"
-    capability = _gpu_compute_capability()
+    capability = platform.gpu_capability
     if capability == ():
         return "fp32", "this GPU reports no CUDA compute capability"
     if capability is not None:
@@ -55,30 +69,32 @@ def choose_precision(strategy):
                             "float16 tensor cores")
         return "fp32", (f"GPU compute capability {capability[0]}.{capability[1]} has no "
                         "float16 tensor cores")
-    found = sorted(_BF16_CPU_FLAGS & cpu_flags())
+    found = sorted(_BF16_CPU_FLAGS & platform.cpu_flags)
     if found:
         return "bf16", (f"this CPU has {'/'.join(found)}, where bf16 measured faster than "
                         "fp32")
     return "fp32", "this CPU has no bfloat16 instructions"
 
 
-def choose_jit_compile(strategy):
+def choose_jit_compile(platform):
     """(jit_compile, reason) for --jit_compile=auto."""
-    if _is_tpu(strategy):
+    if platform.tpu:
         return False, "TPUStrategy compiles every step with XLA already"
-    if tf.config.list_physical_devices("GPU"):
+    if platform.gpu_capability is not None:
         return False, "not measured on GPUs here; try --jit_compile=true"
     return False, "on CPUs, XLA's convolutions measured slower than oneDNN's"
 
 
-def resolve(config, strategy):
-    """`config` with precision and jit_compile chosen where they are auto; the reasons."""
+def resolve(config, strategy, platform=None):
+    """`config` with precision and jit_compile chosen where they are auto (for
+    `platform`, by default this process's); the reasons."""
+    platform = platform or describe(strategy)
     notes = []
     changes = {}
     if config.precision == AUTO:
-        changes["precision"], why = choose_precision(strategy)
+        changes["precision"], why = choose_precision(platform)
         notes.append(f"precision {changes['precision']} ({why})")
     if config.jit_compile is None:
-        changes["jit_compile"], why = choose_jit_compile(strategy)
+        changes["jit_compile"], why = choose_jit_compile(platform)
         notes.append(f"jit_compile {changes['jit_compile']} ({why})")
     return dataclasses.replace(config, **changes), notes
