@@ -20,5 +20,8 @@ def test_distributions_and_seeds():
     assert abs(normal.mean()) < 0.02 and abs(normal.std() - 1) < 0.02
     uniform = rng.uniform_rows([4000, 25], [1, 2]).numpy()
     assert uniform.min() >= 0 and uniform.max() < 1 and abs(uniform.mean() - 0.5) < 0.01
-    assert not np.array_equal(rng.normal_rows([4, 4], [1, 3]), normal[:4, :4][:4, :4])
+    # Another seed, the same rows and shape: other numbers (a draw that ignored its
+    # seed would repeat them).
+    assert not np.array_equal(rng.normal_rows([4000, 25], [1, 3]), normal)
+    assert not np.array_equal(rng.uniform_rows([4000, 25], [2, 2]), uniform)
     np.testing.assert_array_equal(rng.normal_rows([4, 25], [1, 2]), normal[:4])

@@ -192,9 +192,11 @@ def test_damaged_latest_checkpoint_is_survived(trained_run, tfds_dir, tmp_path):
 
 def test_sigkill_at_random_steps_then_restarts_ends_bitwise_equal(tfds_dir, tmp_path):
     """Killed hard (SIGKILL) at several random points and restarted until done, a
-    --deterministic run ends with exactly the uninterrupted run's checkpoint."""
+    --deterministic run ends with exactly the uninterrupted run's checkpoint, each
+    restart saying it resumed at the newest checkpoint."""
+    # The fast recipe: its averaged generator must come back bitwise too.
     flags = common_flags(tfds_dir, split="train[:640]") + [
-        "--epochs=3", "--deterministic", "--save_every_steps=4"]
+        "--epochs=3", "--deterministic", "--save_every_steps=4", "--recipe=fast"]
     whole, pieces = tmp_path / "whole", tmp_path / "pieces"
     reference = run_cli("dcgan_dist.train", *flags, f"--workdir={whole}")
     assert reference.returncode == 0, reference.stderr[-3000:]
@@ -204,12 +206,14 @@ def test_sigkill_at_random_steps_then_restarts_ends_bitwise_equal(tfds_dir, tmp_
         return int(latest.split("-")[-1]) if latest else 0
 
     chooser = random.Random(1234)
-    kills, starts = 0, 0
+    kills, starts, resumed_at = 0, 0, []
     while True:
         starts += 1
         assert starts <= 8, "the run never finished"
+        resumed_at.append(latest_step())  # where this start must resume
+        stdout = open(tmp_path / f"start{starts}.log", "w")
         process = subprocess.Popen([sys.executable, "-m", "dcgan_dist.train", *flags,
-                                    f"--workdir={pieces}"], stdout=subprocess.DEVNULL,
+                                    f"--workdir={pieces}"], stdout=stdout,
                                    stderr=subprocess.PIPE, text=True)
         target = latest_step() + chooser.randint(1, 8)  # a kill somewhere ahead
         while process.poll() is None and latest_step() < target and kills < 3:
@@ -224,12 +228,17 @@ def test_sigkill_at_random_steps_then_restarts_ends_bitwise_equal(tfds_dir, tmp_
         assert process.returncode == 0, stderr[-3000:]
         break
     assert kills == 3
+    # Each restart after a kill said where it resumed: the newest checkpoint then.
+    for number, step in enumerate(resumed_at, start=1):
+        log = (tmp_path / f"start{number}.log").read_text()
+        assert (f"at step {step}" in log) if step else ("resumed from" not in log), log
     # Everything that shapes the next step: weights, Adam moments and iteration counts,
     # the noise generator, the dropout seeds, step and epoch.
     expected, resumed = checkpoint_values(whole), checkpoint_values(pieces)
     assert expected.keys() == resumed.keys()
     assert any("seed_state" in name for name in expected)
     assert any("noise_rng" in name for name in expected)
+    assert any(name.startswith("generator_ema/") for name in expected)
     for name in expected:
         np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
 
