@@ -35,6 +35,9 @@ def test_two_workers_train_like_one_process(fashion_builder, tfds_dir, tmp_path)
     assert sorted(os.listdir(os.path.join(workers, "checkpoints"))) == [
         "checkpoint", "ckpt-4.data-00000-of-00001", "ckpt-4.index"]
     assert not os.path.exists(os.path.join(workers, "tmp_checkpoints"))
+    # Nor summaries or images: one events file (the chief's), and the chief's grid.
+    assert len(os.listdir(os.path.join(workers, "train"))) == 1
+    assert len([n for n in os.listdir(workers) if n.startswith("image_at_")]) <= 1
     # Both workers report the same global-batch losses, and end with bitwise the same
     # weights (each prints a hash of them).
     lines = [[line for line in log.splitlines() if "| epoch:" in line] for log in logs]

@@ -264,3 +264,29 @@ def test_a_save_that_fails_keeps_the_previous_checkpoint(trained_run, tfds_dir, 
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")) == previous
     assert checkpoints.read_error(previous) is None
     assert not glob.glob(os.path.join(workdir, "checkpoints", "*_temp"))
+
+
+def test_old_checkpoints_go_and_summaries_equal_the_printed_metrics(tfds_dir, tmp_path):
+    """--keep_checkpoints=2 leaves the two newest checkpoints; each epoch line prints the
+    mean of the per-step summaries TensorBoard holds for that epoch."""
+    workdir = tmp_path / "w"
+    result = run_cli("dcgan_dist.train", *common_flags(tfds_dir, split="train[:640]"),
+                     "--epochs=4", "--checkpoint_every_epochs=1", "--keep_checkpoints=2",
+                     f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = 640 // 64
+    names = sorted(os.listdir(workdir / "checkpoints"))
+    assert [n for n in names if n.endswith(".index")] == [
+        f"ckpt-{3 * steps}.index", f"ckpt-{4 * steps}.index"]
+    events = read_events(str(workdir / "train"))
+    lines = [line for line in result.stdout.splitlines() if "| epoch:" in line]
+    assert len(lines) == 4
+    for epoch, line in enumerate(lines, start=1):
+        printed = {part.split(": ")[0]: float(part.split(": ")[1])
+                   for part in line.split(" | ") if part.split(": ")[0] in train_lib.METRICS}
+        assert set(printed) == set(train_lib.METRICS)
+        for name, value in printed.items():
+            logged = [float(v) for step, v in events[name]
+                      if (epoch - 1) * steps < step <= epoch * steps]
+            assert len(logged) == steps
+            assert np.mean(logged) == pytest.approx(value, abs=6e-5), (epoch, name)
