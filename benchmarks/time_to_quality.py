@@ -38,7 +38,9 @@ import results  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_list("recipes", ["article", "fast"], "Recipes, each optionally with "
                   "+flag=value overrides (e.g. fast+batch_size=128).")
-flags.DEFINE_integer("seeds", 1, "Seeds 0..N-1 of each recipe.")
+flags.DEFINE_integer("seeds", 1, "Seeds 0..N-1 of each recipe but the reference.")
+flags.DEFINE_integer("reference_seeds", 1, "Seeds 0..N-1 of the reference (its 50 epochs "
+                     "are the long run).")
 flags.DEFINE_string("reference", "article", "The label whose last FID (median over its "
                     "seeds) is the target when --target_fid is 0; it trains its full "
                     "budget.")
@@ -140,9 +142,14 @@ def _run_record(label, recipe, seed, target_fid):
             "to_target": curves.first_at_or_below(curve, target_fid) if target_fid else None}
 
 
+def _seeds(label):
+    return range(FLAGS.reference_seeds if label == FLAGS.reference else FLAGS.seeds)
+
+
 def _target_from_reference():
     import statistics
-    last = [curves.read_curve(_workdir(FLAGS.reference, seed)) for seed in range(FLAGS.seeds)]
+    last = [curves.read_curve(_workdir(FLAGS.reference, seed))
+            for seed in _seeds(FLAGS.reference)]
     last = [curve[-1]["fid"] for curve in last if curve]
     return statistics.median(last) if last else 0.0
 
@@ -153,7 +160,7 @@ def main(argv):
     specs = {label: _parse(label) for label in FLAGS.recipes}
     order = sorted(specs, key=lambda label: label != FLAGS.reference)  # reference first
     for label in order:
-        for seed in range(FLAGS.seeds):
+        for seed in _seeds(label):
             if label == FLAGS.reference:
                 _train(label, *specs[label], seed, stop_fid=0.0)
             else:
@@ -162,7 +169,7 @@ def main(argv):
                        stop_fid=target if FLAGS.stop_at_target else 0.0)
     target_fid = FLAGS.target_fid or _target_from_reference()
     runs = [_run_record(label, specs[label][0], seed, target_fid) for label in order
-            for seed in range(FLAGS.seeds)]
+            for seed in _seeds(label)]
     reference_images = max((run["curve"][-1]["images_seen"] for run in runs
                             if run["label"] == FLAGS.reference and run["curve"]), default=0)
     summary = curves.summarize(runs, target_fid)
@@ -175,7 +182,7 @@ def main(argv):
     report = {"target_fid": target_fid, "reference": FLAGS.reference,
               "reference_images": reference_images,
               "flags": {name: getattr(FLAGS, name) for name in (
-                  "recipes", "seeds", "epochs", "max_train_minutes", "eval_every_images",
+                  "recipes", "seeds", "reference_seeds", "epochs", "max_train_minutes", "eval_every_images",
                   "eval_every_epochs",
                   "eval_samples", "dataset", "stop_at_target")},
               "summary": summary, "runs": runs}
