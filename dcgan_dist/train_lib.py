@@ -558,7 +558,9 @@ class _EpochLoop:
                     if self.show_progress else None)
         sums, first = dict.fromkeys(METRICS, 0.0), step
         every = self.config.save_every_steps
-        evals = self._eval_steps() if self.evaluator else 0
+        # From the config, not from whether this worker evaluates (the chief alone
+        # does): every worker splits its calls at the same steps.
+        evals = self._eval_steps()
         while step < epoch_end and not stop:
             # A call never runs past a periodic save point or evaluation.
             next_save = (step // every + 1) * every if every else epoch_end
