@@ -111,7 +111,9 @@ def test_detection_metrics_values():
     assert values["accuracy"] == pytest.approx(6 / 8)  # 0.5 real and 0.7 fake misplaced
     # Flagged = fakes (negated logits); ranking -2,-1,0 first, then 0.5's real, then 0.7.
     assert values["ap"] == pytest.approx((1 + 1 + 1 + 4 / 5) / 4)
-    assert metrics.best_threshold(real, fake) == pytest.approx((0.7 + 1.0) / 2)
+    # Two thresholds classify 7 of 8 (between 0 and 0.5, or 0.7 and 1): the first wins.
+    assert metrics.best_threshold(real, fake) == pytest.approx((0.0 + 0.5) / 2)
+    assert metrics.detection_metrics(real, fake, 0.25)["accuracy"] == pytest.approx(7 / 8)
 
 
 def _bad(tmp_path, trained_run):
