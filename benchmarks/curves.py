@@ -97,7 +97,7 @@ def plot(runs, target_fid, path):
         axes.axhline(target_fid, color="grey", linestyle="--", linewidth=1,
                      label=f"target FID {target_fid:.1f}")
     axes.set_yscale("log")
-    axes.set_xscale("symlog", linthresh=1)
+    axes.set_xscale("log")  # minutes > 0: the first evaluation comes after training
     axes.set_xlabel("training minutes (evaluation excluded)")
     axes.set_ylabel("FID (package's classifier features, 10,000 samples)")
     axes.grid(True, which="both", alpha=0.3)
