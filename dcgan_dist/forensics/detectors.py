@@ -73,7 +73,9 @@ def perturb(image, name, strength):
     Gaussian of std `strength` grey levels; resize: down to `strength` px, back up to 28.
     """
     if name == "jpeg":
-        return tf.image.adjust_jpeg_quality(image, tf.cast(strength, tf.int32))
+        # The codec's output has no static shape; the detectors' dense layers need one.
+        return tf.ensure_shape(
+            tf.image.adjust_jpeg_quality(image, tf.cast(strength, tf.int32)), image.shape)
     x = tf.cast(image, tf.float32)
     if name == "blur":
         x = _gaussian_blur(x, tf.cast(strength, tf.float32))
@@ -81,8 +83,8 @@ def perturb(image, name, strength):
         x += tf.random.normal(tf.shape(x), stddev=tf.cast(strength, tf.float32))
     elif name == "resize":
         size = tf.cast(strength, tf.int32)
-        x = tf.image.resize(tf.image.resize(x, [size, size], method="bilinear"),
-                            [28, 28], method="bilinear")
+        x = tf.ensure_shape(tf.image.resize(tf.image.resize(
+            x, [size, size], method="bilinear"), [28, 28], method="bilinear"), image.shape)
     else:
         raise ValueError(f"unknown perturbation {name!r}; use one of {AUGMENTATIONS}")
     return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
