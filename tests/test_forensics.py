@@ -56,8 +56,12 @@ def test_negative_controls_land_at_chance(control, fashion_builder, tfds_dir, tm
         np.testing.assert_array_equal(test_fakes, test_real[5000:7000])  # quantized back
     np.savez(tmp_path / "train_fakes.npz", images=train_fakes[..., 0])
     np.savez(tmp_path / "test_fakes.npz", images=test_fakes[..., 0])
+    # One control per detector: the spectral one with augmentations that change shapes
+    # on the way (JPEG, down-and-up scaling).
+    detector = (["--detector=cnn"] if control == "random_labels" else
+                ["--detector=spectral", "--augment=jpeg,resize"])
     _train(tfds_dir, tmp_path / "det", f"--workdirs={tmp_path / 'train_fakes.npz'}",
-           f"--samples_per_generator={CONTROL_IMAGES}")
+           f"--samples_per_generator={CONTROL_IMAGES}", *detector)
     _, rows = _evaluate(tfds_dir, tmp_path / "rows.json", f"--detectors={tmp_path / 'det'}",
                         f"--sets=control={tmp_path / 'test_fakes.npz'}", "--num_real=2000",
                         "--perturbations=none")
