@@ -9,12 +9,13 @@ a workdir records and a resume must match.
   the same networks (the README's "Recipes" section has the runs):
   - Adam(2e-4, beta1 0.5) for both networks, the DCGAN paper's setting: with beta1 0.9
     the two players oscillate (the article's FID rises and falls from epoch to epoch);
-  - batch 64: four times the updates per image; on two CPU cores it runs ~0.65x the
-    images per second of batch 256, so ~2.6x the updates per second, and early GAN
+  - batch 64: four times the updates per image; on two CPU cores it runs 0.73x the
+    images per second of batch 256, so 2.9x the updates per second, and early GAN
     progress is counted in updates;
   - an exponential moving average of the generator's weights (StyleGAN2's G_ema): a
     half-life of 10,000 images, ramped up over the first images seen (half-life at most
-    5% of the images so far), so early averages do not drag in the random init.
+    5% of the images so far), so early averages do not drag in the random init. Measured
+    (docs/time_to_quality.md): in the first two epochs it trails the raw generator.
 """
 
 ARTICLE = "article"
