@@ -105,7 +105,7 @@ def test_a_detector_spots_a_held_out_checkpoint_and_exports(trained_run, tfds_di
     assert result.returncode == 0, result.stderr[-3000:]
     printed = [float(line.split("\t")[1]) for line in result.stdout.splitlines()]
     np.testing.assert_allclose(
-        printed, detection.probability_real(training.logits(model, images)), atol=2e-6)
+        printed, detection.probability_real(detection.score_images(model, images)), atol=2e-6)
 
 
 def test_detection_metrics_values():

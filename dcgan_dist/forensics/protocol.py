@@ -62,8 +62,8 @@ def evaluate(detector_dirs, sets, builder, num_real=10000, perturbations=tuple(P
         for name in perturbations:
             real_p, fake_p = perturb_all(real, name, seed), perturb_all(fakes, name, seed + 1)
             for directory, (model, record) in loaded.items():
-                values = metrics.detection_metrics(training.logits(model, real_p),
-                                                   training.logits(model, fake_p),
+                values = metrics.detection_metrics(detection.score_images(model, real_p),
+                                                   detection.score_images(model, fake_p),
                                                    record["threshold_logit"])
                 rows.append({"set": set_name, "perturbation": name, "scorer": directory,
                              **values})

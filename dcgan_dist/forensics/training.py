@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import classifier, metrics
+from dcgan_dist import classifier, detection, metrics
 from dcgan_dist.data import pipeline
 from dcgan_dist.errors import ConfigError, DataError
 from dcgan_dist.forensics import detectors, pool
@@ -46,14 +46,6 @@ def _dataset(images, labels, batch_size, augment, seed, training):
                             num_parallel_calls=tf.data.AUTOTUNE)
     data = data.map(lambda x, y: (pipeline.scale_images(x), y))
     return data.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
-
-
-def logits(model, images, batch_size=1000):
-    """float32 [N] logits of "real" for uint8 images, in eager batches."""
-    out = [tf.reshape(model(pipeline.scale_images(images[i:i + batch_size]),
-                            training=False), [-1]).numpy()
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out) if out else np.zeros([0], np.float32)
 
 
 def train(strategy, generators, builder, out_dir, architecture="cnn", augment=(),
@@ -89,7 +81,7 @@ def train(strategy, generators, builder, out_dir, architecture="cnn", augment=()
         os.path.join(out_dir, CHECKPOINT_FOLDER, "detector"))
     # The threshold: the logit that classifies the validation images best (Wang et
     # al.: accuracy at a fixed 0.5 collapses on new generators; calibrate it).
-    scores = logits(model, images[:validation])
+    scores = detection.score_images(model, images[:validation])
     real, fake = scores[labels[:validation] == 1], scores[labels[:validation] == 0]
     threshold = metrics.best_threshold(real, fake)
     record = {"architecture": architecture, "augment": list(augment), "pool": list(entries),
