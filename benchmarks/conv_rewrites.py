@@ -23,9 +23,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("dtype", "bfloat16", ["bfloat16", "float32"], "Compute dtype.")
-flags.DEFINE_integer("batch_size", 256, "Images per call (the discriminator sees 2x).")
-flags.DEFINE_integer("rounds", 4, "Alternating timing rounds; the best is reported.")
+
+
+def _define_flags():
+    # Defined only when run as a script: tests import this module beside
+    # dcgan_dist.train, whose global flags (batch_size) would clash.
+    flags.DEFINE_enum("dtype", "bfloat16", ["bfloat16", "float32"], "Compute dtype.")
+    flags.DEFINE_integer("batch_size", 256, "Images per call (the discriminator sees 2x).")
+    flags.DEFINE_integer("rounds", 4, "Alternating timing rounds; the best is reported.")
 
 # Zero-padding the 5x5 kernel to 6x6 makes index 5 a zero tap.
 _TRANSPOSED_TAPS = ([3, 1, 5], [4, 2, 0])  # output parity -> kernel tap of each 3x3 row
@@ -124,4 +129,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
