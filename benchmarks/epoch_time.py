@@ -58,8 +58,6 @@ def _timed(run_steps, steps):
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    import functools
-
     import numpy as np
     import tensorflow as tf
     import tensorflow_datasets as tfds
@@ -67,7 +65,7 @@ def main(argv):
     import article
     import op_profile
     import results as results_file
-    from dcgan_dist import cli, ema, hardware, strategies, train_lib
+    from dcgan_dist import cli, settings, strategies, train_step
     from dcgan_dist.config import TrainConfig
     from dcgan_dist.data import pipeline, sources
 
@@ -90,22 +88,16 @@ def main(argv):
         article_generator.trainable_variables[0].numpy()  # waits for the last update
 
     # The package's loop, exactly as train_lib runs it.
+    jit_compile = cli.TRISTATE[FLAGS.jit_compile]
     config = TrainConfig(workdir="unused", recipe=FLAGS.recipe, batch_size=FLAGS.batch_size,
-                         precision=FLAGS.precision,
-                         jit_compile=cli.TRISTATE[FLAGS.jit_compile])
-    config.check_replicas(strategy.num_replicas_in_sync)
-    config, choices = hardware.resolve(config, strategy)
+                         precision=FLAGS.precision, jit_compile=jit_compile,
+                         # XLA cannot compile synchronized batch norm (settings.py).
+                         sync_batch_norm=False if jit_compile else None)
+    config, choices = settings.resolve(config, strategy)
     for choice in choices:
         print(f"package | auto: {choice}")
-    # XLA cannot compile synchronized batch norm (train_lib refuses the pair).
-    state = train_lib.create_state(config, strategy, sync_batch_norm=(
-        strategy.num_replicas_in_sync > 1 and not config.jit_compile))
-    iterator = iter(strategy.distribute_datasets_from_function(
-        pipeline.make_dataset_fn(images_fn, count, FLAGS.batch_size, 0,
-                                 dtype=config.compute_dtype)))
-    train_steps = train_lib.make_train_steps(state, strategy, FLAGS.batch_size,
-                                             config.jit_compile,
-                                             functools.partial(ema.decay, config))
+    built = train_step.build(config, strategy, (images_fn, count))
+    config, train_steps, iterator = built.config, built.train_steps, built.iterator()
 
     def run_package(n):
         for _ in range(n // FLAGS.steps_per_loop):

@@ -51,7 +51,7 @@ def _time(fn, repeats):
 def run_child(kind):
     import tensorflow as tf
 
-    from dcgan_dist import strategies, train_lib
+    from dcgan_dist import strategies, train_step
     from dcgan_dist.config import TrainConfig
     from dcgan_dist.data import pipeline, sources
 
@@ -62,12 +62,9 @@ def run_child(kind):
     replicas = strategy.num_replicas_in_sync
     global_batch = FLAGS.per_replica_batch * replicas
     config = TrainConfig(workdir="unused", batch_size=global_batch, precision="fp32")
-    state = train_lib.create_state(config, strategy, sync_batch_norm=replicas > 1)
     builder = sources.load_builder(FLAGS.dataset, tfds_data_dir=FLAGS.tfds_data_dir)
-    images_fn, count = pipeline.tfds_images(builder, "train")
-    iterator = iter(strategy.distribute_datasets_from_function(
-        pipeline.make_dataset_fn(images_fn, count, global_batch, 0)))
-    train_steps = train_lib.make_train_steps(state, strategy, global_batch)
+    built = train_step.build(config, strategy, pipeline.tfds_images(builder, "train"))
+    state, train_steps, iterator = built.state, built.train_steps, built.iterator()
 
     def step():
         float(train_steps(iterator, tf.constant(1))["g_loss"])  # waits for the step

@@ -1,4 +1,5 @@
-"""Restoring the latest *good* checkpoint, and keeping damaged ones as evidence.
+"""Saving checkpoints, restoring the latest *good* one, and keeping damaged ones as
+evidence.
 
 A checkpoint cut short by a full disk or a killed copy, or with flipped bits, fails
 TensorFlow's checks (sstable magic, sizes, per-tensor CRC32C) when its tensors are read.
@@ -14,9 +15,43 @@ import shutil
 
 import tensorflow as tf
 
-from dcgan_dist.errors import ConfigError, DataError
+from dcgan_dist import strategies
+from dcgan_dist import workdir as layout
+from dcgan_dist.errors import ConfigError, DataError, StorageError
 
-DAMAGED_FOLDER = "damaged"
+
+def make_manager(checkpoint, workdir, strategy, keep):
+    """TensorFlow's multi-worker rule: every worker saves (the save is collective), but
+    only the chief's files are kept; the others write to a folder removed afterwards."""
+    if strategies.is_chief(strategy):
+        directory = layout.checkpoint_dir(workdir)
+    else:
+        directory = layout.worker_checkpoint_dir(workdir, *strategies.task_info(strategy))
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep,
+                                      checkpoint_name=layout.CHECKPOINT_NAME)
+
+
+def save(manager, step, chief):
+    """Saves checkpoint `step`; a failure leaves the previous ones intact and says so."""
+    try:
+        manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as e:
+        # TensorFlow writes into ckpt-N_temp and renames only when complete, so the
+        # previous checkpoint and the list of checkpoints are untouched: drop the debris.
+        shutil.rmtree(os.path.join(manager.directory,
+                                   f"{layout.CHECKPOINT_NAME}-{step}_temp"),
+                      ignore_errors=True)
+        raise StorageError(
+            f"could not save the checkpoint of step {step} in {manager.directory} "
+            f"({str(e).splitlines()[0][-200:]}); free some space or use another "
+            f"--workdir. The last saved checkpoint, {manager.latest_checkpoint}, is intact "
+            "and the next start resumes from it.") from None
+    if not chief:
+        shutil.rmtree(manager.directory, ignore_errors=True)
+        try:  # tmp_checkpoints/ itself, once the last worker's folder is gone
+            os.rmdir(os.path.dirname(manager.directory))
+        except OSError:
+            pass
 
 
 def read_error(path):
@@ -32,7 +67,7 @@ def read_error(path):
 
 def _quarantine(path, directory):
     """Moves the files of checkpoint `path` into directory/damaged/, never overwriting."""
-    target = os.path.join(directory, DAMAGED_FOLDER)
+    target = os.path.join(directory, layout.DAMAGED_FOLDER)
     os.makedirs(target, exist_ok=True)
     moved = []
     for file in sorted(glob.glob(glob.escape(path) + ".*")):

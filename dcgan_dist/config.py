@@ -58,6 +58,7 @@ class TrainConfig:
     eval_samples: int = 10000            # generated and real images per evaluation
     eval_every_images: int = 0           # ... and/or every N images (whole steps)
     eval_earlier: bool = True            # also score D against earlier checkpoints' G
+    debug_nan_at_steps: tuple = ()       # make these steps diverge (tests --on_nan)
 
     def __post_init__(self):
         self._check_and_fill_recipe()
@@ -79,6 +80,9 @@ class TrainConfig:
              f"unknown; use one of {', '.join(PRECISIONS)} or {AUTO}."),
             (self.generator in GENERATORS, f"--generator={self.generator} is unknown; "
              f"use one of {', '.join(GENERATORS)}."),
+            (all(step >= 1 for step in self.debug_nan_at_steps),
+             f"--debug_nan_at_steps={','.join(map(str, self.debug_nan_at_steps))} must "
+             "list global steps of 1 or more."),
             (self.on_nan in ON_NAN, f"--on_nan={self.on_nan} is unknown; use one of "
                                     f"{', '.join(ON_NAN)}."),
             (self.eval_every_epochs >= 0, "--eval_every_epochs="

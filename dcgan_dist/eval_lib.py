@@ -16,11 +16,10 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_dist import classifier, detection, metrics, sampling, trained
+from dcgan_dist import workdir as layout
 from dcgan_dist.data import sources
 from dcgan_dist.errors import ConfigError
 
-METRICS_FILE = "metrics.jsonl"
-EVAL_FOLDER = "eval"
 REAL_SPLIT = "test"
 MIN_SAMPLES = 10  # k-NN manifolds (k=3) and KID subsets need a few images
 
@@ -109,11 +108,11 @@ class Evaluator:
         line = {"step": int(step), "checkpoint": checkpoint, **context,
                 "num_samples": int(self.noise.shape[0]),
                 "classifier_accuracy": self.classifier.test_accuracy, **results}
-        with open(os.path.join(self.workdir, METRICS_FILE), "a") as f:
+        with open(os.path.join(self.workdir, layout.METRICS_FILE), "a") as f:
             f.write(json.dumps(line) + "\n")
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(
-                os.path.join(self.workdir, EVAL_FOLDER))
+                os.path.join(self.workdir, layout.EVAL_SUMMARIES))
         with self._writer.as_default(step=int(step)):
             for tag, value in scalars(results).items():
                 tf.summary.scalar(tag, value)

@@ -34,9 +34,9 @@ flags.DEFINE_bool("compare_earlier", True, "Also score the discriminator against
 
 def evaluate():
     from dcgan_dist import trained
+    from dcgan_dist import workdir as layout
     path = trained.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
-    dataset = FLAGS.dataset or trained.read_workdir_config(FLAGS.workdir).get("dataset",
-                                                                              "mnist")
+    dataset = FLAGS.dataset or layout.read_config(FLAGS.workdir).get("dataset", "mnist")
     from dcgan_dist import eval_lib  # TensorFlow: only once the flags are known good
     evaluator = eval_lib.Evaluator(
         dataset, FLAGS.data_dir, FLAGS.tfds_data_dir, workdir=FLAGS.workdir,

@@ -1,12 +1,12 @@
 """The article's visual outputs: a 4x4 grid of samples per epoch and a GIF of them all."""
 
-import glob
 import os
 
 import imageio.v3 as iio
 import numpy as np
 
-GRID_FILE_PATTERN = "image_at_epoch_{:04d}.png"
+from dcgan_dist import workdir as layout
+
 _GAP = 2      # pixels of grey between tiles
 _SCALE = 2    # nearest-neighbour upscaling, so a 28x28 digit is visible at a glance
 
@@ -36,21 +36,20 @@ def tile(images, columns=4):
     return out.repeat(_SCALE, axis=0).repeat(_SCALE, axis=1)
 
 
-def save_grid(images, workdir, epoch):
-    """Writes image_at_epoch_NNNN.png; returns (path, the grid as uint8 [H, W])."""
+def save_grid(images, path):
+    """Writes the grid of `images` to `path`; returns the grid as uint8 [H, W]."""
     picture = grid(images)
-    path = os.path.join(workdir, GRID_FILE_PATTERN.format(epoch))
     iio.imwrite(path, picture)
-    return path, picture
+    return picture
 
 
-def save_gif(workdir, name="dcgan.gif", seconds_per_frame=0.2):
-    """dcgan.gif of every epoch grid in `workdir`, in epoch order; None if there are none."""
-    paths = sorted(glob.glob(os.path.join(workdir, GRID_FILE_PATTERN.replace("{:04d}", "*"))))
+def save_gif(workdir, steps_per_epoch, seconds_per_frame=0.2):
+    """dcgan.gif of every grid in `workdir`, in training order; None if there are none."""
+    paths = layout.grids(workdir, steps_per_epoch)
     if not paths:
         return None
     frames = np.stack([iio.imread(p) for p in paths])
-    path = os.path.join(workdir, name)
+    path = os.path.join(workdir, layout.GIF_FILE)
     iio.imwrite(path, frames, extension=".gif", duration=int(seconds_per_frame * 1000),
                 loop=0)
     return path

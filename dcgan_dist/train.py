@@ -94,6 +94,9 @@ flags.DEFINE_integer("eval_every_images", 0, "Also evaluate every N images train
 flags.DEFINE_bool("eval_earlier", True, "Each evaluation also scores the discriminator "
                   "against the generator of every earlier checkpoint in the workdir "
                   "(one generation of --eval_samples images each).")
+flags.DEFINE_list("debug_nan_at_steps", [], "For testing --on_nan: the call that trains "
+                  "each listed global step diverges on purpose (its generator kernel "
+                  "becomes NaN first), once per entry: 6,6 diverges at step 6 twice.")
 flags.DEFINE_enum("progress_bar", "auto", ["auto", "true", "false"],
                   "Progress bar within an epoch (auto: when stdout is a terminal).")
 
@@ -115,7 +118,17 @@ def _config_from_flags():
         jit_compile=cli.TRISTATE[FLAGS.jit_compile],
         on_nan=FLAGS.on_nan, progress_bar=cli.TRISTATE[FLAGS.progress_bar],
         eval_every_epochs=FLAGS.eval_every_epochs, eval_samples=FLAGS.eval_samples,
-        eval_every_images=FLAGS.eval_every_images, eval_earlier=FLAGS.eval_earlier)
+        eval_every_images=FLAGS.eval_every_images, eval_earlier=FLAGS.eval_earlier,
+        debug_nan_at_steps=_steps_list("debug_nan_at_steps"))
+
+
+def _steps_list(name):
+    from dcgan_dist.errors import ConfigError
+    try:
+        return tuple(int(step) for step in getattr(FLAGS, name))
+    except ValueError:
+        raise ConfigError(f"--{name}={','.join(getattr(FLAGS, name))} must be a comma-"
+                          "separated list of global steps, e.g. 6,6.") from None
 
 
 def train():
@@ -130,7 +143,6 @@ def train():
         tf.config.experimental.enable_op_determinism()
     try:
         strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
-        config.check_replicas(strategy.num_replicas_in_sync)
         train_lib.train(config, strategy)
     except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:
         # What collectives raise when a peer worker dies or the coordination service

@@ -6,14 +6,12 @@ Finding a checkpoint needs no TensorFlow (the commands refuse a wrong --workdir 
 """
 
 import glob
-import json
 import os
 import re
 
+from dcgan_dist import workdir as layout
 from dcgan_dist.errors import ConfigError, DataError
 
-CHECKPOINT_FOLDER = "checkpoints"
-CONFIG_FILE = "config.json"  # written by training: dataset, split, seed, ...
 _STEP = re.compile(r"-(\d+)\.index$")
 
 
@@ -23,7 +21,7 @@ def list_checkpoints(workdir):
     Damaged checkpoints that training moved to checkpoints/damaged/ are not listed.
     """
     found = []
-    for index in glob.glob(os.path.join(glob.escape(workdir), CHECKPOINT_FOLDER,
+    for index in glob.glob(os.path.join(glob.escape(layout.checkpoint_dir(workdir)),
                                         "*-*.index")):
         match = _STEP.search(index)
         if match:
@@ -44,7 +42,7 @@ def resolve_checkpoint(workdir, name=None):
     available = list_checkpoints(workdir)
     if not available:
         raise DataError(f"{workdir} holds no checkpoint (no "
-                        f"{os.path.join(workdir, CHECKPOINT_FOLDER, 'ckpt-STEP.index')}); "
+                        f"{os.path.join(layout.checkpoint_dir(workdir), 'ckpt-STEP.index')}); "
                         "train first or pass the --workdir that training wrote.")
     if not name:
         return available[-1][1]
@@ -58,28 +56,11 @@ def resolve_checkpoint(workdir, name=None):
                     f"steps {steps} (pass one of them, or a checkpoint path).")
 
 
-def read_workdir_config(workdir):
-    """The training flags recorded in WORKDIR/config.json ({} for a new workdir).
-
-    Raises ConfigError when the file exists but cannot be read or parsed.
-    """
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.exists(path):
-        return {}
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path} is unreadable ({e}); restore it or use a new "
-                          "--workdir.") from None
-
-
 def generator_architecture(path):
     """The generator architecture of checkpoint `path`, as its workdir's config.json
     records it (the article's, "dcgan", for a checkpoint outside a workdir or from
     before the choice was recorded)."""
-    workdir = os.path.dirname(os.path.dirname(os.path.abspath(path)))
-    return read_workdir_config(workdir).get("generator", "dcgan")
+    return layout.read_config(layout.of_checkpoint(path)).get("generator", "dcgan")
 
 
 def make_networks(architecture="dcgan"):

@@ -6,15 +6,16 @@ import keras
 import pytest
 import tensorflow as tf
 
-from dcgan_dist import checkpoints, train_lib
+from dcgan_dist import checkpoints, train_step
+from dcgan_dist import workdir as layout
 from dcgan_dist.config import TrainConfig
 from dcgan_dist.errors import ConfigError, DataError
 
 
 def _state():
-    return train_lib.create_state(TrainConfig(workdir="unused", batch_size=32,
-                                              precision="fp32"),
-                                  tf.distribute.get_strategy(), sync_batch_norm=False)
+    return train_step.create_state(TrainConfig(workdir="unused", batch_size=32,
+                                               precision="fp32", sync_batch_norm=False),
+                                   tf.distribute.get_strategy())
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def test_damaged_latest_falls_back_and_is_kept(directory, damage, file, capsys):
     out = capsys.readouterr().out
     assert "ckpt-2 is damaged" in out and "falling back to" in out
     # The evidence is moved aside, byte for byte, and no longer listed.
-    kept = os.path.join(directory, checkpoints.DAMAGED_FOLDER, file)
+    kept = os.path.join(directory, layout.DAMAGED_FOLDER, file)
     assert open(kept, "rb").read() == damaged_bytes
     assert not os.path.exists(os.path.join(directory, file))
     assert tf.train.latest_checkpoint(directory).endswith("ckpt-1")

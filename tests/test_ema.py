@@ -2,7 +2,6 @@
 across replica counts, and the tools that show it by default."""
 
 import dataclasses
-import functools
 import json
 import os
 
@@ -12,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import common_flags, mirrored, run_cli
-from dcgan_dist import ema, sampling, serving, trained, train_lib
+from dcgan_dist import ema, sampling, serving, trained, train_step
 from dcgan_dist.config import TrainConfig
 from dcgan_dist.data import pipeline
 
@@ -26,12 +25,9 @@ def _train(fashion_builder, num_replicas, tmp_path, calls, **overrides):
     strategy = mirrored(num_replicas)
     config = TrainConfig(workdir=str(tmp_path), recipe="fast", batch_size=GLOBAL_BATCH,
                          seed=3, precision="fp32", **overrides)
-    state = train_lib.create_state(config, strategy, sync_batch_norm=num_replicas > 1)
-    images_fn, count = pipeline.tfds_images(fashion_builder, "train[:320]")
-    iterator = iter(strategy.distribute_datasets_from_function(
-        pipeline.make_dataset_fn(images_fn, count, GLOBAL_BATCH, config.seed)))
-    train_steps = train_lib.make_train_steps(state, strategy, GLOBAL_BATCH,
-                                             ema_decay=functools.partial(ema.decay, config))
+    built = train_step.build(config, strategy,
+                             pipeline.tfds_images(fashion_builder, "train[:320]"))
+    state, train_steps, iterator = built.state, built.train_steps, built.iterator()
     raw = [[w.numpy() for w in state.generator.weights]]
     for steps in calls:
         train_steps(iterator, tf.constant(steps))

@@ -15,6 +15,7 @@ import pytest
 from conftest import TRAINED_STEPS_PER_EPOCH, common_flags, mirrored, run_cli
 from dcgan_dist import (classifier, detection, eval_lib, images, sampling, serving,
                         trained)
+from dcgan_dist import workdir as layout
 
 N = 1000  # samples per evaluation: the real runs use 10,000
 LAST_STEP = 3 * TRAINED_STEPS_PER_EPOCH
@@ -34,7 +35,7 @@ def evaluated(workdir, tfds_dir, fashion_builder):
     result = run_cli("dcgan_dist.evaluate", f"--workdir={workdir}",
                      f"--tfds_data_dir={tfds_dir}", f"--num_samples={N}")
     assert result.returncode == 0, result.stderr[-3000:]
-    with open(os.path.join(workdir, eval_lib.METRICS_FILE)) as f:
+    with open(os.path.join(workdir, layout.METRICS_FILE)) as f:
         lines = [json.loads(line) for line in f]
     assert len(lines) == 1
     return result.stdout, lines[0]
@@ -73,7 +74,7 @@ def test_evaluate_prints_and_records_every_metric(evaluated, workdir):
     # The discriminator is also scored against the earlier checkpoint's samples.
     assert list(line["detector_auc_earlier"]) == [str(EARLIER_STEP)]
 
-    events = read_events(os.path.join(workdir, eval_lib.EVAL_FOLDER))
+    events = read_events(os.path.join(workdir, layout.EVAL_SUMMARIES))
     assert events["fid"] == (LAST_STEP, pytest.approx(line["fid"], rel=1e-6))
     assert events[f"detector_auc_earlier/{EARLIER_STEP}"][1] == pytest.approx(
         line["detector_auc_earlier"][str(EARLIER_STEP)], rel=1e-6)
@@ -86,8 +87,8 @@ def test_evaluator_hook_matches_the_cli_and_works_under_a_strategy(evaluated, wo
     replicas as in training: the same numbers as the command line, recorded the same way."""
     _, cli_line = evaluated
     run = str(tmp_path / "run")
-    shutil.copytree(os.path.join(workdir, trained.CHECKPOINT_FOLDER),
-                    os.path.join(run, trained.CHECKPOINT_FOLDER))
+    shutil.copytree(os.path.join(workdir, layout.CHECKPOINT_FOLDER),
+                    os.path.join(run, layout.CHECKPOINT_FOLDER))
     evaluator = eval_lib.Evaluator("fashion_mnist", tfds_data_dir=tfds_dir, workdir=run,
                                    num_samples=N)
     with mirrored(2).scope():
@@ -100,10 +101,10 @@ def test_evaluator_hook_matches_the_cli_and_works_under_a_strategy(evaluated, wo
         assert results[key] == pytest.approx(cli_line[key], rel=1e-4, abs=1e-6), key
     assert results["detector_auc_earlier"] == pytest.approx(cli_line["detector_auc_earlier"],
                                                             abs=1e-6)
-    with open(os.path.join(run, eval_lib.METRICS_FILE)) as f:
+    with open(os.path.join(run, layout.METRICS_FILE)) as f:
         (line,) = [json.loads(line) for line in f]
     assert line["step"] == LAST_STEP and line["fid"] == results["fid"]
-    assert "fid" in read_events(os.path.join(run, eval_lib.EVAL_FOLDER))
+    assert "fid" in read_events(os.path.join(run, layout.EVAL_SUMMARIES))
 
 
 def test_generate_reproduces_seeds_and_interpolates(workdir, tmp_path):
@@ -252,12 +253,12 @@ def test_training_evaluates_every_n_epochs(fashion_builder, tfds_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert [line.split(" | ")[1] for line in result.stdout.splitlines()
             if line.startswith("eval |")] == ["epoch: 1", "epoch: 2"]
-    with open(workdir / eval_lib.METRICS_FILE) as f:
+    with open(workdir / layout.METRICS_FILE) as f:
         lines = [json.loads(line) for line in f]
     assert [line["step"] for line in lines] == [10, 20]
     assert lines[1]["checkpoint"].endswith("ckpt-20")
     assert all(np.isfinite(line["fid"]) and line["fid"] > 0 for line in lines)
     assert list(lines[1]["detector_auc_earlier"]) == ["10"]
-    events = read_events(str(workdir / eval_lib.EVAL_FOLDER))
+    events = read_events(str(workdir / layout.EVAL_SUMMARIES))
     assert events["fid"][0] == 20
     assert events["fid"][1] == pytest.approx(lines[1]["fid"], rel=1e-6)  # float32

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from conftest import mirrored
-from dcgan_dist import train_lib
+from dcgan_dist import train_step
 from dcgan_dist.config import TrainConfig
 from dcgan_dist.data import pipeline
 
@@ -30,6 +30,7 @@ SGD_LEARNING_RATE = 0.01
 
 
 def _with_sgd(state, strategy):
+    """`state` with plain SGD for both networks (its step must be made anew)."""
     with strategy.scope():
         optimizers = []
         for model in (state.generator, state.discriminator):
@@ -43,16 +44,14 @@ def _with_sgd(state, strategy):
 def _train(fashion_builder, num_replicas, tmp_path, optimizer, sync_batch_norm=True):
     strategy = mirrored(num_replicas)
     config = TrainConfig(workdir=str(tmp_path), batch_size=GLOBAL_BATCH, seed=3,
-                         precision="fp32")
-    state = train_lib.create_state(config, strategy, sync_batch_norm=sync_batch_norm)
+                         precision="fp32", sync_batch_norm=sync_batch_norm)
+    built = train_step.build(config, strategy,
+                             pipeline.tfds_images(fashion_builder, "train[:320]"))
+    state, train_steps, iterator = built.state, built.train_steps, built.iterator()
     if optimizer == "sgd":
         state = _with_sgd(state, strategy)
+        train_steps = train_step.make_train_steps(state, strategy, GLOBAL_BATCH)
     initial = [v.numpy() for v in state.generator.weights + state.discriminator.weights]
-    images_fn, count = pipeline.tfds_images(fashion_builder, "train[:320]")
-    dataset = strategy.distribute_datasets_from_function(
-        pipeline.make_dataset_fn(images_fn, count, GLOBAL_BATCH, config.seed))
-    iterator = iter(dataset)
-    train_steps = train_lib.make_train_steps(state, strategy, GLOBAL_BATCH)
     metrics = [{k: float(v) for k, v in train_steps(iterator, tf.constant(1)).items()}
                for _ in range(STEPS)]
     final = [v.numpy() for v in state.generator.weights + state.discriminator.weights]
@@ -73,7 +72,7 @@ def test_one_and_four_replicas_give_the_same_weights_sgd(fashion_builder, tmp_pa
     for a, b in zip(final1, final4):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
     for m1, m4 in zip(metrics1, metrics4):
-        for name in train_lib.METRICS:
+        for name in train_step.METRICS:
             np.testing.assert_allclose(m4[name], m1[name], rtol=1e-5)
 
 
@@ -90,7 +89,7 @@ def test_one_and_four_replicas_agree_with_adam(fashion_builder, tmp_path):
                             for a, b in zip(final1, final4)])
     assert close.mean() > 0.97
     for m1, m4 in zip(metrics1, metrics4):
-        for name in train_lib.METRICS:
+        for name in train_step.METRICS:
             np.testing.assert_allclose(m4[name], m1[name], rtol=1e-5)
 
 

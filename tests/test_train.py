@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import TRAINED_STEPS_PER_EPOCH, checkpoint_values, common_flags, run_cli
-from dcgan_dist import checkpoints, models, rng, train_lib
+from dcgan_dist import checkpoints, models, rng, train_step
 
 STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
 
@@ -58,7 +58,7 @@ def test_run_writes_checkpoints_grids_gif_and_summaries(trained_run):
     assert gif.shape[0] == 3
 
     events = read_events(os.path.join(workdir, "train"))
-    for tag in train_lib.METRICS:
+    for tag in train_step.METRICS:
         steps = [step for step, _ in events[tag]]
         assert steps == list(range(1, 3 * STEPS_PER_EPOCH + 1))
         assert all(np.isfinite(value) for _, value in events[tag])
@@ -283,8 +283,8 @@ def test_old_checkpoints_go_and_summaries_equal_the_printed_metrics(tfds_dir, tm
     assert len(lines) == 4
     for epoch, line in enumerate(lines, start=1):
         printed = {part.split(": ")[0]: float(part.split(": ")[1])
-                   for part in line.split(" | ") if part.split(": ")[0] in train_lib.METRICS}
-        assert set(printed) == set(train_lib.METRICS)
+                   for part in line.split(" | ") if part.split(": ")[0] in train_step.METRICS}
+        assert set(printed) == set(train_step.METRICS)
         for name, value in printed.items():
             logged = [float(v) for step, v in events[name]
                       if (epoch - 1) * steps < step <= epoch * steps]

@@ -1,11 +1,13 @@
 """The training loop in process: several steps per call, metrics, non-finite losses."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import checkpoint_values, mirrored
-from dcgan_dist import train_lib
+from dcgan_dist import loop, train_lib, train_step
 from dcgan_dist.config import TrainConfig
 from dcgan_dist.data import pipeline
 from dcgan_dist.errors import NonFiniteError
@@ -17,11 +19,9 @@ def _run(fashion_builder, tmp_path, calls):
     """Trains with one train_steps call per entry of `calls` (its number of steps)."""
     strategy = mirrored(1)
     config = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, seed=5, precision="fp32")
-    state = train_lib.create_state(config, strategy, sync_batch_norm=False)
-    images_fn, count = pipeline.tfds_images(fashion_builder, "train[:320]")
-    iterator = iter(strategy.distribute_datasets_from_function(
-        pipeline.make_dataset_fn(images_fn, count, BATCH, config.seed)))
-    train_steps = train_lib.make_train_steps(state, strategy, BATCH)
+    built = train_step.build(config, strategy,
+                             pipeline.tfds_images(fashion_builder, "train[:320]"))
+    state, train_steps, iterator = built.state, built.train_steps, built.iterator()
     metrics = [{k: float(v) for k, v in train_steps(iterator, tf.constant(n)).items()}
                for n in calls]
     weights = [v.numpy() for v in state.generator.weights + state.discriminator.weights]
@@ -35,7 +35,7 @@ def test_several_steps_per_call_equal_one_step_per_call(fashion_builder, tmp_pat
     for a, b in zip(weights1, weights4):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
     # A call returns the mean of its steps' metrics.
-    for name in train_lib.METRICS:
+    for name in train_step.METRICS:
         np.testing.assert_allclose(metrics4[0][name],
                                    np.mean([m[name] for m in metrics1]), rtol=1e-5)
 
@@ -52,8 +52,8 @@ def test_first_step_metrics_are_the_untrained_values(fashion_builder, tmp_path):
 def test_roll_back_restores_the_checkpoint_and_halves_the_learning_rates(tmp_path):
     strategy = tf.distribute.get_strategy()
     config = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, on_nan="rollback",
-                         precision="fp32")
-    state = train_lib.create_state(config, strategy, sync_batch_norm=False)
+                         precision="fp32", sync_batch_norm=False)
+    state = train_step.create_state(config, strategy)
     checkpoint = state.checkpoint()
     state.step.assign(7)
     tf.train.CheckpointManager(checkpoint, str(tmp_path / "checkpoints"), max_to_keep=2,
@@ -63,7 +63,7 @@ def test_roll_back_restores_the_checkpoint_and_halves_the_learning_rates(tmp_pat
     state.step.assign(9)
     for variable in state.generator.trainable_variables:
         variable.assign(tf.fill(variable.shape, float("nan")))
-    failure = train_lib._NonFinite(9, {"g_loss": float("nan"), "d_loss": 1.0,
+    failure = loop.NonFinite(9, {"g_loss": float("nan"), "d_loss": 1.0,
                                        "d_real": 0.5, "d_fake": 0.5})
     for rollbacks in range(train_lib.MAX_ROLLBACKS):
         assert train_lib._roll_back(config, state, checkpoint, failure, rollbacks,
@@ -105,11 +105,12 @@ def test_fp16_overflow_on_one_replica_skips_both_networks_on_all(tmp_path):
     non-finite. Both networks must skip the step on every replica and halve both loss
     scales; the next finite step applies."""
     strategy = mirrored(4)
-    config = TrainConfig(workdir=str(tmp_path), batch_size=16, precision="fp16")
-    state = train_lib.create_state(config, strategy, sync_batch_norm=False)
+    config = TrainConfig(workdir=str(tmp_path), batch_size=16, precision="fp16",
+                         sync_batch_norm=False)
+    state = train_step.create_state(config, strategy)
     optimizers = (state.generator_optimizer, state.discriminator_optimizer)
     scale = float(optimizers[0].dynamic_scale.numpy())
-    train_steps = train_lib.make_train_steps(state, strategy, 16)
+    train_steps = train_step.make_train_steps(state, strategy, 16)
 
     def one_batch(values):
         images = tf.constant(values, tf.float16, shape=[16, 28, 28, 1])
@@ -148,7 +149,8 @@ def test_each_precision_and_xla_choice_trains(precision, jit_compile, fashion_bu
     metrics = train_lib.train(config, mirrored(1))
     assert all(np.isfinite(value) for value in metrics.values()), metrics
     # A resume restores every variable of the state that precision builds.
-    restored = train_lib.create_state(config, tf.distribute.get_strategy(), False)
+    restored = train_step.create_state(dataclasses.replace(config, sync_batch_norm=False),
+                                       tf.distribute.get_strategy())
     initial = restored.generator.layers[0].kernel.numpy()
     restored.checkpoint().restore(tf.train.latest_checkpoint(
         str(workdir / "checkpoints"))).assert_existing_objects_matched()

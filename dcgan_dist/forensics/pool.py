@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from dcgan_dist import image_files, trained
+from dcgan_dist import workdir as layout
 from dcgan_dist.errors import ConfigError, DataError
 
 
@@ -91,7 +92,7 @@ def parse(entries, flag="--workdirs"):
 
 def datasets_of(generators):
     """The datasets the pool's workdirs trained on (from their config.json)."""
-    return {trained.read_workdir_config(os.path.dirname(os.path.dirname(g.path)))
+    return {layout.read_config(layout.of_checkpoint(g.path))
             .get("dataset", "mnist") for g in generators if not g.is_file}
 
 

@@ -15,12 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_dist import classifier, detection, metrics
+from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline
 from dcgan_dist.errors import ConfigError, DataError
 from dcgan_dist.forensics import detectors, pool
 
 RECORD_FILE = "detector.json"
-CHECKPOINT_FOLDER = "checkpoints"
 
 
 def training_images(generators, builder, per_generator, seed):
@@ -78,7 +78,7 @@ def train(strategy, generators, builder, out_dir, architecture="cnn", augment=()
         callbacks=[keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
                    keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup"))])
     tf.train.Checkpoint(detector=model).write(
-        os.path.join(out_dir, CHECKPOINT_FOLDER, "detector"))
+        os.path.join(layout.checkpoint_dir(out_dir), "detector"))
     # The threshold: the logit that classifies the validation images best (Wang et
     # al.: accuracy at a fixed 0.5 collapses on new generators; calibrate it).
     scores = detection.score_images(model, images[:validation])
@@ -104,5 +104,5 @@ def load(out_dir):
         record = json.load(f)
     model = detectors.make_detector(record["architecture"], record["seed"])
     tf.train.Checkpoint(detector=model).read(
-        os.path.join(out_dir, CHECKPOINT_FOLDER, "detector")).expect_partial()
+        os.path.join(layout.checkpoint_dir(out_dir), "detector")).expect_partial()
     return model, record

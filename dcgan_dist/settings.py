@@ -1,0 +1,43 @@
+"""A run's settings, settled in one place before anything is built.
+
+`TrainConfig` leaves some choices open ("auto", None); `resolve` closes them all, for
+this strategy and platform, and says why for each choice the log prints:
+- precision: what the workdir was trained with when it resumes, else the platform's;
+- jit_compile: the platform's (hardware.py);
+- sync_batch_norm: on when there are several replicas, and never together with XLA,
+  which cannot compile the all-reduce inside the forward pass.
+Resolving a resolved config changes nothing.
+"""
+
+import dataclasses
+
+from dcgan_dist import hardware
+from dcgan_dist.config import AUTO
+from dcgan_dist.errors import ConfigError
+
+
+def resolve(config, strategy, recorded=None, platform=None):
+    """(`config` with every open choice made, [the reason of each choice made]).
+
+    recorded: the workdir's config.json fields ({} or None for a new run).
+    platform: a hardware.Platform; by default this process's.
+    Raises ConfigError for settings that cannot train together.
+    """
+    num_replicas = strategy.num_replicas_in_sync
+    config.check_replicas(num_replicas)
+    notes = []
+    recorded_precision = (recorded or {}).get("precision")
+    if config.precision == AUTO and recorded_precision:
+        # A resumed run keeps its precision, whatever this machine would choose.
+        config = dataclasses.replace(config, precision=recorded_precision)
+        notes.append(f"precision {recorded_precision} (the workdir was trained with it)")
+    config, choices = hardware.resolve(config, strategy, platform)
+    notes += choices
+    if config.sync_batch_norm is None:
+        config = dataclasses.replace(config, sync_batch_norm=num_replicas > 1)
+    if config.jit_compile and config.sync_batch_norm:
+        raise ConfigError(
+            "--jit_compile=true cannot compile synchronized batch norm (it all-reduces "
+            f"inside the forward pass of {num_replicas} replicas); pass "
+            "--sync_batch_norm=false as well, or --jit_compile=false.")
+    return config, notes

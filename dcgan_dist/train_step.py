@@ -1,0 +1,234 @@
+"""The training state and the compiled step, with the one builder that wires them to
+the data:
+
+    built = build(config, strategy, images)  # resolved config, state, compiled step
+    metrics = built.train_steps(built.iterator(step), tf.constant(num_steps))
+
+Orbit's seam: this module is what one compiled call does (a `tf.range` loop over
+`strategy.run`, on every replica); loop.py is the Python loop around it, and train_lib.py
+wires both to summaries and checkpoints. Benchmarks and tests build through `build` too,
+so they time and test exactly what training runs.
+"""
+
+import dataclasses
+import functools
+import hashlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dcgan_dist import ema, losses, models, rng, settings
+from dcgan_dist.config import PRECISIONS
+from dcgan_dist.data import pipeline
+
+METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Everything a checkpoint holds: what shapes the next step."""
+
+    generator: keras.Model
+    discriminator: keras.Model
+    generator_optimizer: keras.optimizers.Optimizer
+    discriminator_optimizer: keras.optimizers.Optimizer
+    noise_rng: tf.random.Generator  # one seed per step for the generator's noise
+    step: tf.Variable               # global steps trained
+    epoch: tf.Variable              # epochs completed
+    generator_ema: keras.Model = None  # the averaged generator, with averaging on
+
+    def checkpoint(self):
+        # Not dataclasses.asdict: that deep-copies the models.
+        return tf.train.Checkpoint(**{field.name: getattr(self, field.name)
+                                      for field in dataclasses.fields(self)
+                                      if getattr(self, field.name) is not None})
+
+    @property
+    def shown_generator(self):
+        """The generator users see: the averaged one when there is one."""
+        return self.generator if self.generator_ema is None else self.generator_ema
+
+
+def create_state(config, strategy):
+    """Models, optimizers and counters, created (and built) inside the strategy's scope,
+    for a resolved `config` (settings.resolve).
+
+    With fp16 each network's Adam is wrapped in a Keras `LossScaleOptimizer`, whose
+    dynamic loss scale and its step counter are checkpointed with the rest. With
+    averaging on (`config.ema`), a second generator starts as a copy of the first.
+    """
+    if config.precision not in PRECISIONS or config.sync_batch_norm is None:
+        raise ValueError("create_state needs a resolved config: use settings.resolve")
+    dtype = PRECISIONS[config.precision]
+    with strategy.scope():
+        generator = models.make_generator(config.generator, dtype=dtype, seed=config.seed,
+                                          sync_batch_norm=config.sync_batch_norm)
+        discriminator = models.make_discriminator_model(seed=config.seed, dtype=dtype)
+        # Keras 3 creates optimizer slots lazily; under a strategy that must happen here,
+        # in the scope, not inside the first tf.function call.
+        optimizers = []
+        for model, rate in ((generator, config.g_learning_rate),
+                            (discriminator, config.d_learning_rate)):
+            optimizer = keras.optimizers.Adam(rate, beta_1=config.beta1,
+                                              beta_2=config.beta2)
+            if config.precision == "fp16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer.build(model.trainable_variables)
+            optimizers.append(optimizer)
+        averaged = None
+        if config.ema:
+            averaged = models.make_generator(config.generator, dtype=dtype,
+                                             seed=config.seed)
+            ema.copy(averaged, generator)
+        return TrainState(
+            generator=generator, discriminator=discriminator,
+            generator_optimizer=optimizers[0], discriminator_optimizer=optimizers[1],
+            noise_rng=tf.random.Generator.from_seed(config.seed, alg="philox"),
+            step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
+            epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
+            generator_ema=averaged)
+
+
+def _skip_together(gen_grads, disc_grads):
+    """fp16: makes every replica's gradients of both networks non-finite when any is.
+
+    Each LossScaleOptimizer skips its step (and halves its scale) when its own local
+    gradients are not finite. That alone would let one network step while the other
+    skips, or one replica's overflow go unseen by another. One all-reduced flag, folded
+    into all the gradients, makes both optimizers on every replica decide the same way;
+    multiplying by 1.0 changes nothing otherwise.
+    """
+    local_ok = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g))
+                              for g in gen_grads + disc_grads])
+    bad = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(local_ok, tf.float32))
+    factor = tf.where(bad > 0.0, float("nan"), 1.0)
+    return ([g * tf.cast(factor, g.dtype) for g in gen_grads],
+            [g * tf.cast(factor, g.dtype) for g in disc_grads])
+
+
+def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
+                     ema_decay=None):
+    """A tf.function `train_steps(iterator, num_steps)` returning mean metrics.
+
+    jit_compile: compile each replica's forward and backward pass with XLA. The
+    optimizer updates stay outside XLA: their gradient all-reduce is a cross-replica
+    call that XLA cannot hold under every strategy.
+    ema_decay: with `state.generator_ema`, a function of the images seen giving the
+    averaging decay of that step (`ema.decay`).
+    """
+    generator, discriminator = state.generator, state.discriminator
+    if state.generator_ema is not None and ema_decay is None:
+        raise ValueError("the state averages its generator: pass ema_decay")
+    loss_scaling = isinstance(state.generator_optimizer,
+                              keras.optimizers.LossScaleOptimizer)
+
+    def gradients(real_images, noise_seed):
+        batch = tf.shape(real_images)[0]
+        # This replica's rows of the global batch's noise: the same numbers whatever the
+        # replica count (see rng.py).
+        noise = rng.normal_rows([batch, models.NOISE_DIM], noise_seed,
+                                rng.replica_row_offset(batch))
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            fake_images = generator(noise, training=True)
+            real_logits = discriminator(real_images, training=True)
+            fake_logits = discriminator(fake_images, training=True)
+            gen_loss = losses.generator_loss(fake_logits, global_batch_size)
+            disc_loss = losses.discriminator_loss(real_logits, fake_logits,
+                                                  global_batch_size)
+            if loss_scaling:  # fp16: scaled up so small gradients survive float16
+                gen_target = state.generator_optimizer.scale_loss(gen_loss)
+                disc_target = state.discriminator_optimizer.scale_loss(disc_loss)
+            else:
+                gen_target, disc_target = gen_loss, disc_loss
+        gen_grads = gen_tape.gradient(gen_target, generator.trainable_variables)
+        disc_grads = disc_tape.gradient(disc_target, discriminator.trainable_variables)
+        # Each value is this replica's share of a global-batch mean: summing the replicas
+        # gives the mean.
+        metrics = {"g_loss": gen_loss, "d_loss": disc_loss,
+                   "d_real": tf.reduce_sum(tf.sigmoid(real_logits)) / global_batch_size,
+                   "d_fake": tf.reduce_sum(tf.sigmoid(fake_logits)) / global_batch_size}
+        return gen_grads, disc_grads, metrics
+
+    if jit_compile:
+        gradients = tf.function(gradients, jit_compile=True)
+
+    def replica_step(real_images, noise_seed):
+        gen_grads, disc_grads, metrics = gradients(real_images, noise_seed)
+        if loss_scaling:
+            gen_grads, disc_grads = _skip_together(gen_grads, disc_grads)
+        # apply_gradients in replica context sums the gradients over replicas (and,
+        # with loss scaling, unscales them or skips the step).
+        state.generator_optimizer.apply_gradients(
+            zip(gen_grads, generator.trainable_variables))
+        state.discriminator_optimizer.apply_gradients(
+            zip(disc_grads, discriminator.trainable_variables))
+        return metrics
+
+    @tf.function
+    def train_steps(iterator, num_steps):
+        totals = {name: tf.constant(0.0) for name in METRICS}
+        for _ in tf.range(num_steps):
+            noise_seed = state.noise_rng.make_seeds(1)[:, 0]
+            per_replica = strategy.run(replica_step, args=(next(iterator), noise_seed))
+            # Rebuilt, not updated in place: autograph tracks loop variables by name.
+            totals = {name: totals[name] + strategy.reduce(
+                tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
+                for name in METRICS}
+            state.step.assign_add(1)
+            if state.generator_ema is not None:  # cross-replica: see ema.py
+                ema.update(state.generator_ema, generator,
+                           ema_decay(state.step * global_batch_size))
+        return {name: total / tf.cast(num_steps, tf.float32)
+                for name, total in totals.items()}
+
+    return train_steps
+
+
+def weights_fingerprint(state):
+    """A short hash of the networks' weights (batch-norm statistics and the averaged
+    generator included).
+
+    Every replica and every worker must hold the same weights; each worker prints this
+    at the end so that can be checked from the logs alone.
+    """
+    digest = hashlib.sha256()
+    averaged = state.generator_ema.weights if state.generator_ema is not None else []
+    for variable in state.generator.weights + state.discriminator.weights + averaged:
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Built:
+    """What `build` returns: everything one training process steps."""
+
+    config: object        # the resolved TrainConfig
+    strategy: object
+    state: TrainState
+    train_steps: object   # tf.function(iterator, num_steps) -> mean metrics
+    images_fn: object     # () -> tf.data.Dataset of the split's uint8 images
+    num_examples: int
+
+    @property
+    def steps_per_epoch(self):
+        return pipeline.steps_per_epoch(self.num_examples, self.config.batch_size)
+
+    def iterator(self, step=0):
+        """The distributed batches from global `step` on: a resume sees the batches an
+        uninterrupted run would (pipeline.py)."""
+        config = self.config
+        return iter(self.strategy.distribute_datasets_from_function(
+            pipeline.make_dataset_fn(self.images_fn, self.num_examples, config.batch_size,
+                                     config.seed, step, config.compute_dtype)))
+
+
+def build(config, strategy, images):
+    """Resolves `config` for `strategy` (settings.resolve), creates the state and its
+    compiled step. images: (images_fn, number of images), e.g. pipeline.tfds_images."""
+    config, _ = settings.resolve(config, strategy)
+    state = create_state(config, strategy)
+    train_steps = make_train_steps(state, strategy, config.batch_size, config.jit_compile,
+                                   functools.partial(ema.decay, config))
+    return Built(config, strategy, state, train_steps, *images)
