@@ -332,6 +332,13 @@ def train(config, strategy):
 
     _check_workdir_config(config, saved)
     builder, images_fn, num_examples = _load_images(config)
+    if config.eval_every_epochs or config.eval_every_images:
+        # Here, before the workdir is written, rather than when the evaluator is built
+        # after it; every worker checks, so a multi-worker job stops as one.
+        eval_lib.require_real_split(
+            builder, config.data_dir,
+            "evaluation during training (--eval_every_epochs, --eval_every_images)",
+            ConfigError, ", or train without those flags")
     per_epoch = pipeline.steps_per_epoch(num_examples, config.batch_size)
     total_steps = config.epochs * per_epoch
     if config.max_steps:
