@@ -12,7 +12,7 @@ The first evaluation of a dataset trains its feature classifier (~20 s on two co
 caches it beside the prepared data.
 
 Exit status: 0 done; 1 unexpected error; 2 bad flag or missing --workdir; 3 missing or
-damaged checkpoint, or missing data.
+damaged checkpoint, or missing data (a --data_dir without the t10k test files included).
 """
 
 from absl import flags
@@ -24,7 +24,8 @@ cli.define_checkpoint_flags()
 flags.DEFINE_integer("num_samples", 10000, "Generated images, and real test images.")
 flags.DEFINE_integer("seed", 0, "The samples are those of seeds seed .. seed+N-1.")
 flags.DEFINE_string("dataset", None, "tfds dataset (default: the one the run trained on).")
-flags.DEFINE_string("data_dir", None, "Folder of MNIST-format IDX files, as in training.")
+flags.DEFINE_string("data_dir", None, "Folder of MNIST-format IDX files, as in training; "
+                    "evaluation also needs its t10k test files.")
 flags.DEFINE_string("tfds_data_dir", None, "Where tensorflow-datasets keeps prepared data.")
 flags.DEFINE_string("classifier_dir", None, "Where to cache the feature classifier "
                     "(default: beside the prepared data).")

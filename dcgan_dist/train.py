@@ -31,7 +31,8 @@ flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 flags.DEFINE_string("dataset", "mnist", "tfds dataset of 28x28x1 images "
                     "(mnist, fashion_mnist, ...).")
 flags.DEFINE_string("data_dir", None, "Folder of MNIST-format IDX files to use instead of "
-                    "downloading (e.g. /usr/share/datasets/fashion-mnist).")
+                    "downloading (e.g. /usr/share/datasets/fashion-mnist): the train-* "
+                    "images and labels, and the t10k-* pair if you evaluate.")
 flags.DEFINE_string("tfds_data_dir", None, "Where tensorflow-datasets keeps prepared data.")
 flags.DEFINE_string("split", "train", "tfds split to train on, e.g. train or train[:10%].")
 flags.DEFINE_string("workdir", "runs/dcgan", "Checkpoints, images, GIF and TensorBoard "

@@ -49,6 +49,13 @@ def train(config, strategy):
         print(f"train | auto: {note}", flush=True)
     layout.check_config(config.workdir, saved, config.resume_fields())
     builder, images_fn, num_examples = _load_images(config)
+    if config.eval_every_epochs or config.eval_every_images:
+        # Here, before the workdir is written, rather than when the evaluator is built
+        # after it; every worker checks, so a multi-worker job stops as one.
+        eval_lib.require_real_split(
+            builder, config.data_dir,
+            "evaluation during training (--eval_every_epochs, --eval_every_images)",
+            ConfigError, ", or train without those flags")
     if chief:
         layout.write_config(config.workdir, config.resume_fields())
     built = train_step.build(config, strategy, (images_fn, num_examples))

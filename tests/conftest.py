@@ -119,12 +119,15 @@ def idx_bytes(array):
     return header + array.astype(np.uint8).tobytes()
 
 
-def write_idx_folder(path, images, labels, test_images=None, test_labels=None):
-    """A folder of the four MNIST files; arrays are encoded, bytes written as given."""
+def write_idx_folder(path, images, labels, test_images=None, test_labels=None,
+                     with_test=True):
+    """A folder of the four MNIST files (the two train ones alone if not `with_test`);
+    arrays are encoded, bytes written as given."""
     path.mkdir(exist_ok=True)
-    parts = {"train-images-idx3-ubyte": images, "train-labels-idx1-ubyte": labels,
-             "t10k-images-idx3-ubyte": images if test_images is None else test_images,
-             "t10k-labels-idx1-ubyte": labels if test_labels is None else test_labels}
+    parts = {"train-images-idx3-ubyte": images, "train-labels-idx1-ubyte": labels}
+    if with_test:
+        parts["t10k-images-idx3-ubyte"] = images if test_images is None else test_images
+        parts["t10k-labels-idx1-ubyte"] = labels if test_labels is None else test_labels
     for name, array in parts.items():
         data = array if isinstance(array, bytes) else idx_bytes(array)
         (path / name).write_bytes(data)

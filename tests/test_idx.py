@@ -122,3 +122,40 @@ def test_builder_prepares_a_small_folder_and_reuses_it(tmp_path):
     write_idx_folder(tmp_path / "data", GOOD_IMAGES[::-1], GOOD_LABELS[::-1])
     changed = idx_builder.prepared_idx_builder(folder, "tiny", str(tmp_path / "tfds"))
     assert changed.data_dir != builder.data_dir
+
+
+def test_training_files_alone_make_a_train_split_and_test_files_add_one(tmp_path):
+    folder = write_idx_folder(tmp_path / "data", GOOD_IMAGES, GOOD_LABELS, with_test=False)
+    assert idx.available_splits(folder) == ["train"]
+    builder = idx_builder.prepared_idx_builder(folder, "tiny", str(tmp_path / "tfds"))
+    assert list(builder.info.splits) == ["train"]
+    # The same features as a full folder's: labels stay part of every prepared dataset.
+    assert builder.info.features["label"].num_classes == idx.NUM_CLASSES
+    labels = sorted(int(ex["label"]) for ex in tfds.as_numpy(builder.as_dataset("train")))
+    assert labels == [0, 1, 2, 3, 9]
+    # Adding the test pair later makes another dataset, with both splits.
+    write_idx_folder(tmp_path / "data", GOOD_IMAGES, GOOD_LABELS,
+                     test_images=GOOD_IMAGES[:3], test_labels=GOOD_LABELS[:3])
+    full = idx_builder.prepared_idx_builder(folder, "tiny", str(tmp_path / "tfds"))
+    assert full.data_dir != builder.data_dir
+    assert full.info.splits["test"].num_examples == 3
+
+
+@pytest.mark.parametrize("missing, message", [
+    ("train-labels-idx1-ubyte", "has no train labels file"),
+    ("train-images-idx3-ubyte", "has no train images file"),
+    ("t10k-labels-idx1-ubyte", "has no test labels file"),  # t10k images alone
+    ("t10k-images-idx3-ubyte", "has no test images file"),  # t10k labels alone
+])
+def test_half_a_split_is_refused_before_writing(tmp_path, missing, message):
+    folder = write_idx_folder(tmp_path / "data", GOOD_IMAGES, GOOD_LABELS)
+    os.remove(os.path.join(folder, missing))
+    tfds_dir = tmp_path / "tfds"
+    with pytest.raises(idx.IdxFormatError, match=message) as error:
+        idx_builder.prepared_idx_builder(folder, "tiny", str(tfds_dir))
+    # The sentence names the missing file and what the folder needs.
+    assert missing + ".gz" in str(error.value)
+    needs = ("a folder needs train-images" if missing.startswith("train")
+             else "the test split is optional, but needs both t10k-images")
+    assert needs in str(error.value)
+    assert list(tfds_dir.rglob("dataset_info.json")) == []

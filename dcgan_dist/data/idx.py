@@ -2,7 +2,10 @@
 
 The format (http://yann.lecun.com/exdb/mnist/): two zero bytes, a type byte (0x08 for
 unsigned bytes), the number of dimensions, then each dimension as a big-endian int32,
-then the values. MNIST and Fashion-MNIST ship four such files per folder.
+then the values. MNIST and Fashion-MNIST ship four such files per folder; training
+needs only the two `train-*` ones, so a folder of a user's own images may leave out the
+`t10k-*` test pair, which only evaluation reads. Labels stay required with the images:
+the MNIST format pairs them, and a prepared dataset then always has the same features.
 """
 
 import gzip
@@ -19,6 +22,8 @@ NUM_CLASSES = 10
 _UBYTE = 0x08
 # Split name in tfds -> file prefix in the MNIST distribution.
 SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
+REQUIRED_SPLIT = "train"  # the test split is optional: only evaluation reads it
+KINDS = ("images", "labels")
 
 
 class IdxFormatError(DataError):
@@ -33,26 +38,56 @@ def _candidates(prefix, kind):
 
 
 def expected_file_names():
+    """The usual names of all four files, train then test, images then labels."""
     return [_candidates(prefix, kind)[0] for prefix in SPLIT_PREFIXES.values()
-            for kind in ("images", "labels")]
+            for kind in KINDS]
+
+
+def split_file_names(split):
+    """`split`'s two files as a phrase: "t10k-images-idx3-ubyte[.gz] and t10k-..."."""
+    return " and ".join(_candidates(SPLIT_PREFIXES[split], kind)[1] + "[.gz]"
+                        for kind in KINDS)
+
+
+def folder_contents():
+    """What a --data_dir folder holds, as a phrase for messages and help."""
+    return (f"the MNIST-format files {split_file_names(REQUIRED_SPLIT)}, plus "
+            f"{split_file_names('test')} if you will evaluate")
+
+
+def _present(folder, split, kind):
+    return [os.path.join(folder, name) for name in _candidates(SPLIT_PREFIXES[split], kind)
+            if os.path.isfile(os.path.join(folder, name))]
 
 
 def find_split_files(folder, split):
     """Paths of the (images, labels) files of `split` in `folder`, or IdxFormatError."""
     if not os.path.isdir(folder):
         raise IdxFormatError(f"{folder} is not a folder; pass --data_dir=FOLDER holding "
-                             f"the MNIST-format files {', '.join(expected_file_names())}.")
+                             f"{folder_contents()}.")
     paths = []
-    for kind in ("images", "labels"):
-        found = [os.path.join(folder, name) for name in _candidates(SPLIT_PREFIXES[split], kind)
-                 if os.path.isfile(os.path.join(folder, name))]
+    for kind in KINDS:
+        found = _present(folder, split, kind)
         if not found:
+            need = (f"a folder needs {split_file_names(split)}" if split == REQUIRED_SPLIT
+                    else f"the {split} split is optional, but needs both "
+                         f"{split_file_names(split)}")
             raise IdxFormatError(
                 f"{folder} has no {split} {kind} file: expected one of "
-                f"{', '.join(_candidates(SPLIT_PREFIXES[split], kind))} "
-                f"(a folder needs all of {', '.join(expected_file_names())}).")
+                f"{', '.join(_candidates(SPLIT_PREFIXES[split], kind))} ({need}).")
         paths.append(found[0])
     return tuple(paths)
+
+
+def available_splits(folder):
+    """The splits `folder` holds: train (else IdxFormatError), then test if either of its
+    files is there -- and then both must be, so half a split is refused, not ignored."""
+    splits = []
+    for split in SPLIT_PREFIXES:
+        if split == REQUIRED_SPLIT or any(_present(folder, split, kind) for kind in KINDS):
+            find_split_files(folder, split)
+            splits.append(split)
+    return splits
 
 
 def _read_bytes(path):
@@ -118,7 +153,9 @@ def read_split(folder, split):
 def fingerprint(folder):
     """A short hash of the folder's IDX files, so a changed folder is prepared again."""
     digest = hashlib.sha256()
-    for split in SPLIT_PREFIXES:
+    # In SPLIT_PREFIXES' order, so a full folder keeps the hash (and the prepared copy)
+    # it had before test files became optional.
+    for split in available_splits(folder):
         for path in find_split_files(folder, split):
             with open(path, "rb") as f:
                 digest.update(f.read())

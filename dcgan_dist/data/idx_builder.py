@@ -1,7 +1,8 @@
 """A tensorflow-datasets builder over a folder of MNIST-format IDX files.
 
 It turns a local folder (Debian's /usr/share/datasets/fashion-mnist, or MNIST files copied
-from another machine) into a prepared tfds dataset with `train` and `test` splits, so local
+from another machine) into a prepared tfds dataset with a `train` split, and a `test`
+split when the folder has the t10k files (evaluation needs it, training does not), so local
 data goes through exactly the same `as_dataset` pipeline as a downloaded tfds dataset. The
 folder is the builder's manual_dir; tfds writes the prepared copy atomically under its
 data_dir, one config per folder content.
@@ -22,8 +23,7 @@ class IdxImages(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First release."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
-        "Put the four MNIST-format files in one folder and pass it with --data_dir: "
-        + ", ".join(idx.expected_file_names()) + " (raw or .gz).")
+        "Put " + idx.folder_contents() + " in one folder and pass it with --data_dir.")
 
     def _info(self):
         return self.dataset_info_from_configs(
@@ -37,7 +37,7 @@ class IdxImages(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         # Read and check every file before tfds writes anything.
         splits = {split: idx.read_split(dl_manager.manual_dir, split)
-                  for split in idx.SPLIT_PREFIXES}
+                  for split in idx.available_splits(dl_manager.manual_dir)}
         return {split: self._generate_examples(*arrays) for split, arrays in splits.items()}
 
     def _generate_examples(self, images, labels):

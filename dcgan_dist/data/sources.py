@@ -44,8 +44,7 @@ def network_reachable(host_port, timeout=2.0):
 def _unavailable_message(name):
     ways = [f"run once on a machine with internet access so tensorflow-datasets can "
             f"download '{name}' (into --tfds_data_dir, which you can then copy here)",
-            "pass --data_dir=FOLDER holding MNIST-format IDX files ("
-            + ", ".join(idx.expected_file_names()) + ")"]
+            "pass --data_dir=FOLDER holding " + idx.folder_contents()]
     if name == "fashion_mnist":
         ways.append("install Debian's copy: apt-get install dataset-fashion-mnist "
                     "(found at /usr/share/datasets/fashion-mnist)")
