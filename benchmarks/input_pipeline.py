@@ -38,12 +38,12 @@ def main(argv):
     import tensorflow as tf
 
     import results as results_file
-    from dcgan_dist import hardware, strategies
+    from dcgan_dist import settings, strategies
     from dcgan_dist.config import TrainConfig
     from dcgan_dist.data import pipeline, sources
 
     strategy = strategies.make_strategy("mirrored", FLAGS.cpu_replicas)
-    config, _ = hardware.resolve(TrainConfig(workdir="unused", batch_size=FLAGS.batch_size,
+    config, _ = settings.resolve(TrainConfig(workdir="unused", batch_size=FLAGS.batch_size,
                                              precision=FLAGS.precision), strategy)
     builder = sources.load_builder(FLAGS.dataset, tfds_data_dir=FLAGS.tfds_data_dir)
     images_fn, count = pipeline.tfds_images(builder, "train")

@@ -149,7 +149,7 @@ class TrainConfig:
     def compute_dtype(self):
         """The dtype the networks compute in (and the input pipeline delivers)."""
         if self.precision == AUTO:
-            raise ValueError("resolve --precision=auto first (hardware.resolve)")
+            raise ValueError("resolve --precision=auto first (settings.resolve)")
         return COMPUTE_DTYPES[self.precision]
 
     def check_replicas(self, num_replicas):

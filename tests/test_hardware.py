@@ -1,11 +1,15 @@
 """--precision=auto and --jit_compile=auto on platforms this machine is not: fake
 /proc/cpuinfo contents and fake GPU and TPU descriptions through hardware's functions."""
 
+import dataclasses
+
 import pytest
 import tensorflow as tf
 
-from dcgan_dist import hardware
+from conftest import mirrored
+from dcgan_dist import hardware, settings
 from dcgan_dist.config import TrainConfig
+from dcgan_dist.errors import ConfigError
 
 XEON_AMX = "avx512f avx512_bf16 amx_bf16 amx_tile amx_int8"
 EPYC = "avx2 avx512f avx512_vnni avx512_bf16"
@@ -83,3 +87,28 @@ def test_library_defaults_are_the_command_line_defaults():
                  "steps_per_loop", "checkpoint_every_epochs", "keep_checkpoints"):
         assert getattr(config, name) == flags.FLAGS[name].default, name
     assert config.batch_size == 256 and config.g_learning_rate == 1e-4  # the recipe's
+
+
+def test_settings_are_resolved_once_and_resolving_again_changes_nothing():
+    """settings.resolve: the workdir's recorded precision over the platform's choice, the
+    batch-norm default by replica count, and XLA refused with synchronized batch norm."""
+    epyc = hardware.Platform(cpu_flags=frozenset(EPYC.split()))
+    config = TrainConfig(workdir="unused", batch_size=32)
+    one, notes = settings.resolve(config, mirrored(1), platform=epyc)
+    assert (one.precision, one.jit_compile, one.sync_batch_norm) == ("bf16", False, False)
+    assert settings.resolve(one, mirrored(1), platform=epyc) == (one, [])
+    resumed, notes = settings.resolve(config, mirrored(1), recorded={"precision": "fp32"},
+                                      platform=epyc)
+    assert resumed.precision == "fp32"
+    assert notes[0] == "precision fp32 (the workdir was trained with it)"
+    four, _ = settings.resolve(config, mirrored(4), platform=epyc)
+    assert four.sync_batch_norm is True
+    with pytest.raises(ConfigError, match="cannot compile synchronized batch norm"):
+        settings.resolve(dataclasses.replace(config, jit_compile=True), mirrored(4),
+                         platform=epyc)
+    xla, _ = settings.resolve(dataclasses.replace(config, jit_compile=True,
+                                                  sync_batch_norm=False), mirrored(4),
+                              platform=epyc)
+    assert (xla.jit_compile, xla.sync_batch_norm) == (True, False)
+    with pytest.raises(ConfigError, match="does not divide across 4 replicas"):
+        settings.resolve(dataclasses.replace(config, batch_size=30), mirrored(4))
