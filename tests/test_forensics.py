@@ -41,12 +41,13 @@ def _as_if_generated(images, seed):
     return sampling.images_to_uint8(floats).numpy()
 
 
-# One control per detector: the spectral ones with augmentations that change shapes on
-# the way (JPEG, down-and-up scaling).
+# One control per kind of detector: the spectral one (its image spectrum is `spectral`'s)
+# with augmentations that change shapes on the way (JPEG, down-and-up scaling), and the
+# cosine schedule.
 @pytest.mark.parametrize("control, detector", [
     ("random_labels", ["--detector=cnn"]),
-    ("dtype_and_range_only", ["--detector=spectral", "--augment=jpeg,resize"]),
-    ("dtype_and_range_only", ["--detector=spectral_residual", "--augment=jpeg,resize"])])
+    ("dtype_and_range_only", ["--detector=spectral_residual", "--augment=jpeg,resize",
+                              "--lr_schedule=cosine"])])
 def test_negative_controls_land_at_chance(control, detector, fashion_builder, tfds_dir,
                                           tmp_path):
     """Fakes that are real images (random labels), or real images that went through a

@@ -4,9 +4,6 @@ Train on the even checkpoints of a run (raw generators), with augmentation, and 
     python -m dcgan_dist.forensics train --workdirs=runs/dcgan@even#raw \
         --detector=cnn --augment=blur,jpeg,noise,resize --out_dir=runs/det/cnn \
         --export_dir=runs/det/cnn/export
-Average the logits of trained detectors into one (recorded, and exported as one model):
-    python -m dcgan_dist.forensics ensemble --detectors=runs/det/a,runs/det/b \
-        --out_dir=runs/det/ab --export_dir=runs/det/ab/export
 Score it and the GANs' own discriminators on held-out sets (NAME=ENTRY|ENTRY...):
     python -m dcgan_dist.forensics evaluate --detectors=runs/det/cnn \
         --sets='other epochs=runs/dcgan@odd#raw,other seed=runs/seed1' \
@@ -30,12 +27,11 @@ from dcgan_dist import cli
 from dcgan_dist.errors import ConfigError
 
 FLAGS = flags.FLAGS
-COMMANDS = ("train", "evaluate", "ensemble")
+COMMANDS = ("train", "evaluate")
 flags.DEFINE_list("workdirs", [], "train: the pool of generators (entries as above).")
 flags.DEFINE_string("checkpoints", "all", "train: the selector of entries that name "
                     "none (all, latest, even, odd, or steps joined by +).")
-flags.DEFINE_enum("detector", "cnn", ["cnn", "spectral", "spectral_residual",
-                                       "spectral_phase"],
+flags.DEFINE_enum("detector", "cnn", ["cnn", "spectral", "spectral_residual"],
                   "train: the detector (see detectors.py).")
 flags.DEFINE_list("augment", [], "train: augmentations, each applied to half the images: "
                   "blur, jpeg, noise, resize.")
@@ -46,11 +42,9 @@ flags.DEFINE_integer("batch_size", 256, "train: global batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "train: Adam learning rate.")
 flags.DEFINE_integer("samples_per_generator", 5000, "Images drawn from each generator "
                      "(train), or at most (evaluate: a set's fakes match --num_real).")
-flags.DEFINE_string("out_dir", None, "train, ensemble: the detector's folder (a new one).")
-flags.DEFINE_string("export_dir", None, "train, ensemble: also export the detector "
-                    "SavedModel here.")
-flags.DEFINE_list("detectors", [], "evaluate: --out_dir folders of trained detectors; "
-                  "ensemble: its members.")
+flags.DEFINE_string("out_dir", None, "train: the detector's folder (a new one).")
+flags.DEFINE_string("export_dir", None, "train: also export the detector SavedModel here.")
+flags.DEFINE_list("detectors", [], "evaluate: --out_dir folders of trained detectors.")
 flags.DEFINE_list("sets", [], "evaluate: held-out sets, NAME=ENTRY|ENTRY...")
 flags.DEFINE_list("perturbations", ["none", "jpeg75", "blur1", "noise5"],
                   "evaluate: perturbations of real and fake test images.")
@@ -147,27 +141,11 @@ def _evaluate():
     print(protocol.table(rows), flush=True)
 
 
-def _ensemble():
-    if not FLAGS.out_dir:
-        raise ConfigError("ensemble needs --out_dir, a new folder for the detector.")
-    for directory in FLAGS.detectors:
-        if not os.path.isdir(directory):
-            raise ConfigError(f"--detectors: {directory} is not a folder; pass the "
-                              "--out_dir of `forensics train`.")
-    from dcgan_dist import serving
-    from dcgan_dist.forensics import training
-    model, record = training.ensemble(FLAGS.detectors, FLAGS.out_dir)
-    if FLAGS.export_dir:
-        serving.export_detector(model, FLAGS.export_dir)
-    print(f"forensics | ensemble of {len(record['members'])} detectors in {FLAGS.out_dir}",
-          flush=True)
-
-
 def main(args):
     if len(args) != 1 or args[0] not in COMMANDS:
-        raise ConfigError(f"name one command, {', '.join(COMMANDS)}: python -m "
-                          "dcgan_dist.forensics train|evaluate|ensemble --flags.")
-    {"train": _train, "evaluate": _evaluate, "ensemble": _ensemble}[args[0]]()
+        raise ConfigError(f"name one command, {' or '.join(COMMANDS)}: python -m "
+                          "dcgan_dist.forensics train|evaluate --flags.")
+    _train() if args[0] == "train" else _evaluate()
 
 
 if __name__ == "__main__":

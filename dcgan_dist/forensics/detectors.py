@@ -14,9 +14,6 @@ of them with the discriminator's signature.
 - `spectral_residual`: the same spectrum, beside the spectrum of the image's high-pass
   residual (the image minus a 3x3 blur, so garments weigh less than the upsampling's
   texture); a wider MLP with dropout.
-- `spectral_phase`: `spectral_residual` plus the residual's statistics by pixel position
-  modulo 4 (mean, mean absolute value, log mean square over each of the 16 phases of
-  the two stride-2 upsamplings' grid), which the magnitude spectrum drops.
 """
 
 import keras
@@ -25,7 +22,7 @@ from keras import layers
 
 from dcgan_dist import models
 
-ARCHITECTURES = ("cnn", "spectral", "spectral_residual", "spectral_phase")
+ARCHITECTURES = ("cnn", "spectral", "spectral_residual")
 AUGMENTATIONS = ("blur", "jpeg", "noise", "resize")
 
 
@@ -34,23 +31,13 @@ class LogSpectrum(layers.Layer):
     """[N, 28, 28, 1] images -> [N, 28 * 15] log(1 + |rfft2d|) of the image."""
 
     def call(self, images):
-        spectrum = tf.signal.rfft2d(tf.cast(images[..., 0], tf.float32))
-        magnitude = tf.math.log1p(tf.abs(spectrum))
-        return tf.reshape(magnitude, [-1, magnitude.shape[1] * magnitude.shape[2]])
+        return _log_spectrum(tf.cast(images, tf.float32))
 
 
 @keras.saving.register_keras_serializable(package="dcgan_dist")
 class ResidualFeatures(layers.Layer):
     """[N, 28, 28, 1] images -> the log spectra of the image and of its high-pass
-    residual, [N, 2 * 28 * 15]; with `phases`, then the residual's statistics per phase
-    (row and column modulo 4), [N, 3 * 16] more."""
-
-    def __init__(self, phases=False, **kwargs):
-        super().__init__(**kwargs)
-        self.phases = phases
-
-    def get_config(self):
-        return {**super().get_config(), "phases": self.phases}
+    residual (the image minus a 3x3 binomial blur), [N, 2 * 28 * 15]."""
 
     def call(self, images):
         x = tf.cast(images, tf.float32)
@@ -58,15 +45,7 @@ class ResidualFeatures(layers.Layer):
         kernel = tf.reshape(blur[:, None] * blur[None, :], [3, 3, 1, 1])
         padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
         residual = x - tf.nn.conv2d(padded, kernel, strides=1, padding="VALID")
-        features = [_log_spectrum(x), _log_spectrum(residual)]
-        if self.phases:
-            # [N, 7, 4, 7, 4]: axes 2 and 4 are the phases of row and column.
-            grid = tf.reshape(residual, [-1, 7, 4, 7, 4])
-            stats = [tf.reduce_mean(grid, axis=[1, 3]),
-                     tf.reduce_mean(tf.abs(grid), axis=[1, 3]),
-                     tf.math.log(1e-4 + tf.reduce_mean(tf.square(grid), axis=[1, 3]))]
-            features += [tf.reshape(stat, [-1, 16]) for stat in stats]
-        return tf.concat(features, axis=1)
+        return tf.concat([_log_spectrum(x), _log_spectrum(residual)], axis=1)
 
 
 def _log_spectrum(images):
@@ -91,8 +70,8 @@ def make_detector(architecture, seed=0):
                 # Normalizes each frequency; its moving statistics are what inference uses.
                 layers.BatchNormalization(),
                 layers.Dense(64, activation="relu", kernel_initializer=init(0))]
-    elif architecture in ("spectral_residual", "spectral_phase"):
-        body = [ResidualFeatures(phases=architecture == "spectral_phase"),
+    elif architecture == "spectral_residual":
+        body = [ResidualFeatures(),
                 layers.BatchNormalization(),
                 layers.Dense(256, activation="relu", kernel_initializer=init(0)),
                 layers.Dropout(0.3, seed=seed),

@@ -102,47 +102,14 @@ def train(strategy, generators, builder, out_dir, architecture="cnn", augment=()
     return model, record
 
 
-def ensemble(member_dirs, out_dir):
-    """Records in `out_dir` a detector whose logit is the mean of its members' logits;
-    returns (model, record). Its threshold is the mean of theirs: the members' validation
-    splits differ when their pools or seeds do, so none is the ensemble's own."""
-    if len(member_dirs) < 2:
-        raise ConfigError("an ensemble needs at least two --detectors (--out_dir folders "
-                          "of `forensics train`).")
-    if os.path.exists(os.path.join(out_dir, RECORD_FILE)):
-        raise ConfigError(f"--out_dir={out_dir} already holds a detector; name a new folder.")
-    members = [load(d) for d in member_dirs]
-    record = {"architecture": "ensemble", "members": list(member_dirs),
-              "threshold_logit": float(np.mean([r["threshold_logit"] for _, r in members])),
-              "members_validation": [r["validation"] for _, r in members]}
-    model = MeanLogit([m for m, _ in members])
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, RECORD_FILE), "w") as f:
-        json.dump(record, f, indent=2)
-    return model, record
-
-
-class MeanLogit(keras.Model):
-    """One model, the mean logit of `members` (so it exports with one signature)."""
-
-    def __init__(self, members):
-        super().__init__(name="ensemble_detector")
-        self.members = members
-
-    def call(self, images):
-        return tf.add_n([member(images) for member in self.members]) / len(self.members)
-
-
 def load(out_dir):
-    """(model, record) of a detector that `train` or `ensemble` wrote in `out_dir`."""
+    """(model, record) of a detector that `train` wrote in `out_dir`."""
     path = os.path.join(out_dir, RECORD_FILE)
     if not os.path.isfile(path):
         raise DataError(f"{out_dir} holds no trained detector ({RECORD_FILE} is missing); "
                         "pass the --out_dir of `forensics train`.")
     with open(path) as f:
         record = json.load(f)
-    if record["architecture"] == "ensemble":
-        return MeanLogit([load(d)[0] for d in record["members"]]), record
     model = detectors.make_detector(record["architecture"], record["seed"])
     tf.train.Checkpoint(detector=model).read(
         os.path.join(layout.checkpoint_dir(out_dir), "detector")).expect_partial()
