@@ -31,10 +31,13 @@ COMMANDS = ("train", "evaluate")
 flags.DEFINE_list("workdirs", [], "train: the pool of generators (entries as above).")
 flags.DEFINE_string("checkpoints", "all", "train: the selector of entries that name "
                     "none (all, latest, even, odd, or steps joined by +).")
-flags.DEFINE_enum("detector", "cnn", ["cnn", "spectral"], "train: the detector.")
+flags.DEFINE_enum("detector", "cnn", ["cnn", "spectral", "spectral_residual"],
+                  "train: the detector (see detectors.py).")
 flags.DEFINE_list("augment", [], "train: augmentations, each applied to half the images: "
                   "blur, jpeg, noise, resize.")
 flags.DEFINE_integer("epochs", 5, "train: epochs.")
+flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"], "train: the "
+                  "learning rate held, or decayed to 0 along a cosine over the epochs.")
 flags.DEFINE_integer("batch_size", 256, "train: global batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "train: Adam learning rate.")
 flags.DEFINE_integer("samples_per_generator", 5000, "Images drawn from each generator "
@@ -99,7 +102,7 @@ def _train():
     model, record = training.train(
         strategy, generators, builder, FLAGS.out_dir, FLAGS.detector, FLAGS.augment,
         FLAGS.epochs, FLAGS.batch_size, FLAGS.learning_rate, FLAGS.samples_per_generator,
-        seed=FLAGS.seed, entries=entries)
+        seed=FLAGS.seed, entries=entries, lr_schedule=FLAGS.lr_schedule)
     if FLAGS.export_dir:
         serving.export_detector(model, FLAGS.export_dir)
     print(f"forensics | trained {FLAGS.detector} on {record['images']} images from "

@@ -50,7 +50,7 @@ def _dataset(images, labels, batch_size, augment, seed, training):
 
 def train(strategy, generators, builder, out_dir, architecture="cnn", augment=(),
           epochs=5, batch_size=256, learning_rate=1e-3, per_generator=5000,
-          val_fraction=0.1, seed=0, entries=()):
+          val_fraction=0.1, seed=0, entries=(), lr_schedule="constant"):
     """Trains, checkpoints and records a detector in `out_dir`; returns (model, record)."""
     if os.path.exists(os.path.join(out_dir, RECORD_FILE)):
         raise ConfigError(f"--out_dir={out_dir} already holds a trained detector; name a "
@@ -63,6 +63,13 @@ def train(strategy, generators, builder, out_dir, architecture="cnn", augment=()
     if len(images) - validation < batch_size:
         raise DataError(f"the pool gives {len(images)} images, too few for a batch of "
                         f"{batch_size}; add generators or raise --samples_per_generator.")
+    if lr_schedule not in ("constant", "cosine"):
+        raise ConfigError(f"--lr_schedule={lr_schedule} is unknown; use constant or cosine.")
+    if lr_schedule == "cosine":
+        # Decays to 0 over the run: the last epochs settle the tails of the score
+        # distributions, which TPR at 1% false positives reads.
+        steps = epochs * ((len(images) - validation) // batch_size)
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     tf.keras.utils.set_random_seed(seed)  # shuffling and augmentation draws
     with strategy.scope():
         model = detectors.make_detector(architecture, seed)
@@ -86,7 +93,8 @@ def train(strategy, generators, builder, out_dir, architecture="cnn", augment=()
     threshold = metrics.best_threshold(real, fake)
     record = {"architecture": architecture, "augment": list(augment), "pool": list(entries),
               "generators": [g.name for g in generators], "images": int(len(images)),
-              "validation_images": validation, "epochs": epochs, "seed": seed,
+              "validation_images": validation, "epochs": epochs, "lr_schedule": lr_schedule,
+              "seed": seed,
               "threshold_logit": threshold,
               "validation": metrics.detection_metrics(real, fake, threshold)}
     with open(os.path.join(out_dir, RECORD_FILE), "w") as f:
