@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TRAINED_STEPS_PER_EPOCH, checkpoint_values, common_flags, run_cli
+from conftest import (TRAINED_STEPS_PER_EPOCH, checkpoint_values, common_flags, run_cli,
+                      snapshot)
 from dcgan_dist import checkpoints, models, rng, train_lib
 
 STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
@@ -169,6 +170,68 @@ def test_sigterm_saves_the_current_step_and_exits_75(fashion_builder, tfds_dir, 
                       "--epochs=100")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"at step {stopped_at}" in resumed.stdout
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_checkpoints(trained_run, tfds_dir,
+                                                                tmp_path):
+    """Ctrl-C asks for a stop at the next step boundary; Ctrl-C again, while a long
+    compiled call is still running, ends the process at once (status 130) without
+    waiting for the call, saving nothing and leaving the saved checkpoints intact."""
+    workdir = tmp_path / "w"
+    shutil.copytree(trained_run[0], workdir)
+    folder = str(workdir / "checkpoints")
+
+    def saved_files():  # the checkpoints' files; the list of them ("checkpoint") grows
+        return {path: digest for path, digest in snapshot(folder).items()
+                if os.path.basename(path) != "checkpoint"}
+
+    before = saved_files()
+    stderr_path = tmp_path / "stderr.log"
+    # Resumed at step 192: one call of 8 steps, the periodic save of step 200, then one
+    # call of the 56 steps up to the end of epoch 4 (tens of seconds here), during which
+    # the signals arrive.
+    with open(stderr_path, "w") as stderr_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dcgan_dist.train", *common_flags(tfds_dir),
+             "--epochs=4", "--steps_per_loop=64", "--save_every_steps=200",
+             f"--workdir={workdir}"],
+            stdout=subprocess.DEVNULL, stderr=stderr_file,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        deadline = time.monotonic() + 180
+        while not (tf.train.latest_checkpoint(folder) or "").endswith("ckpt-200"):
+            assert time.monotonic() < deadline and process.poll() is None, \
+                stderr_path.read_text()[-3000:]
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while "SIGINT: stopping after this step" not in stderr_path.read_text():
+            assert time.monotonic() < deadline and process.poll() is None, \
+                "no answer to the first Ctrl-C: " + stderr_path.read_text()[-3000:]
+            time.sleep(0.05)
+        second = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        seconds = time.monotonic() - second
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stderr = stderr_path.read_text()
+    assert process.returncode == 130, stderr[-3000:]
+    assert seconds < 10, f"{seconds:.1f} s after the second Ctrl-C"
+    assert "Traceback" not in stderr
+    message = [line for line in stderr.splitlines()
+               if line.startswith("stopped: Ctrl-C again")]
+    assert message and "without saving" in message[0], stderr[-3000:]
+    # Nothing saved after the call began; what was saved reads back whole.
+    assert tf.train.latest_checkpoint(folder).endswith("ckpt-200")
+    assert checkpoints.read_error(tf.train.latest_checkpoint(folder)) is None
+    after = saved_files()
+    assert {path: after.get(path) for path in before} == before
+    assert sorted(set(after) - set(before)) == sorted(
+        os.path.join(folder, name) for name in
+        ("ckpt-200.index", "ckpt-200.data-00000-of-00001"))
 
 
 def test_damaged_latest_checkpoint_is_survived(trained_run, tfds_dir, tmp_path):
