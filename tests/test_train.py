@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import (TRAINED_STEPS_PER_EPOCH, checkpoint_values, common_flags, run_cli,
-                      snapshot)
+from conftest import (TRAINED_STEPS_PER_EPOCH, assert_resumed_bitwise, checkpoint_values,
+                      common_flags, run_cli, snapshot)
 from dcgan_dist import checkpoints, models, rng, train_lib
 
 STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
@@ -138,20 +138,38 @@ def test_divergence_exits_5_and_saves_nothing(tfds_dir, tmp_path):
     assert not glob.glob(str(workdir / "image_at_epoch_*.png"))
 
 
-def test_sigterm_saves_the_current_step_and_exits_75(fashion_builder, tfds_dir, tmp_path):
-    """A preempted run finishes its step, saves there, says so, and resumes from it."""
+# The runs that are interrupted and resumed below: 30 steps (3 epochs of 10), op
+# determinism, a checkpoint every 4 steps, and the fast recipe, whose averaged generator
+# must come back bitwise too.
+RESUMED_FLAGS = ["--epochs=3", "--deterministic", "--save_every_steps=4", "--recipe=fast"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(fashion_builder, tfds_dir, tmp_path_factory):
+    """The checkpoint values that every interrupted run below must end with."""
+    workdir = tmp_path_factory.mktemp("uninterrupted") / "w"
+    result = run_cli("dcgan_dist.train", *common_flags(tfds_dir, split="train[:640]"),
+                     *RESUMED_FLAGS, f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return checkpoint_values(workdir)
+
+
+def test_sigterm_saves_the_current_step_exits_75_and_resumes_bitwise(uninterrupted,
+                                                                     tfds_dir, tmp_path):
+    """A preempted run finishes its step, saves there, says so, and the next start
+    resumes from it and ends exactly where the uninterrupted run ends."""
     workdir = tmp_path / "w"
-    flags = common_flags(tfds_dir, split="train[:640]") + [f"--workdir={workdir}"]
+    flags = common_flags(tfds_dir, split="train[:640]") + RESUMED_FLAGS + [
+        f"--workdir={workdir}"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen([sys.executable, "-m", "dcgan_dist.train", *flags,
-                                "--epochs=100", "--checkpoint_every_epochs=50"],
+    process = subprocess.Popen([sys.executable, "-m", "dcgan_dist.train", *flags],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=env)
     try:
         deadline = time.monotonic() + 180
-        while not glob.glob(str(workdir / "image_at_epoch_0001.png")):  # in the loop
+        while not glob.glob(str(workdir / "image_at_epoch_0001.png")):  # at step 10
             assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.2)
+            time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=120)
     finally:
@@ -162,14 +180,14 @@ def test_sigterm_saves_the_current_step_and_exits_75(fashion_builder, tfds_dir, 
     message = [line for line in stderr.splitlines() if line.startswith("stopped: SIGTERM")]
     assert message and "run the same command to resume" in message[0]
     stopped_at = int(message[0].split("at step ")[1].split(":")[0])
-    assert stopped_at >= 10  # after epoch 1, mid-run: not the periodic checkpoint (500)
+    assert 10 <= stopped_at < 30  # mid-run: epoch 2 or 3
     latest = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
     assert latest.endswith(f"ckpt-{stopped_at}")
 
-    resumed = run_cli("dcgan_dist.train", *flags, f"--max_steps={stopped_at + 2}",
-                      "--epochs=100")
+    resumed = run_cli("dcgan_dist.train", *flags)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"at step {stopped_at}" in resumed.stdout
+    assert_resumed_bitwise(uninterrupted, workdir)
 
 
 def test_a_second_ctrl_c_stops_at_once_and_keeps_the_checkpoints(trained_run, tfds_dir,
@@ -253,16 +271,13 @@ def test_damaged_latest_checkpoint_is_survived(trained_run, tfds_dir, tmp_path):
     assert open(evidence, "rb").read() == data[:len(data) // 3]
 
 
-def test_sigkill_at_random_steps_then_restarts_ends_bitwise_equal(tfds_dir, tmp_path):
+def test_sigkill_at_random_steps_then_restarts_ends_bitwise_equal(uninterrupted, tfds_dir,
+                                                                  tmp_path):
     """Killed hard (SIGKILL) at several random points and restarted until done, a
     --deterministic run ends with exactly the uninterrupted run's checkpoint, each
     restart saying it resumed at the newest checkpoint."""
-    # The fast recipe: its averaged generator must come back bitwise too.
-    flags = common_flags(tfds_dir, split="train[:640]") + [
-        "--epochs=3", "--deterministic", "--save_every_steps=4", "--recipe=fast"]
-    whole, pieces = tmp_path / "whole", tmp_path / "pieces"
-    reference = run_cli("dcgan_dist.train", *flags, f"--workdir={whole}")
-    assert reference.returncode == 0, reference.stderr[-3000:]
+    flags = common_flags(tfds_dir, split="train[:640]") + RESUMED_FLAGS
+    pieces = tmp_path / "pieces"
 
     def latest_step():
         latest = tf.train.latest_checkpoint(str(pieces / "checkpoints"))
@@ -295,15 +310,7 @@ def test_sigkill_at_random_steps_then_restarts_ends_bitwise_equal(tfds_dir, tmp_
     for number, step in enumerate(resumed_at, start=1):
         log = (tmp_path / f"start{number}.log").read_text()
         assert (f"at step {step}" in log) if step else ("resumed from" not in log), log
-    # Everything that shapes the next step: weights, Adam moments and iteration counts,
-    # the noise generator, the dropout seeds, step and epoch.
-    expected, resumed = checkpoint_values(whole), checkpoint_values(pieces)
-    assert expected.keys() == resumed.keys()
-    assert any("seed_state" in name for name in expected)
-    assert any("noise_rng" in name for name in expected)
-    assert any(name.startswith("generator_ema/") for name in expected)
-    for name in expected:
-        np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
+    assert_resumed_bitwise(uninterrupted, pieces)
 
 
 def _limit_file_size():
