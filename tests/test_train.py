@@ -205,19 +205,19 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_checkpoints(trained_run, tf
 
     before = saved_files()
     stderr_path = tmp_path / "stderr.log"
-    # Resumed at step 192: one call of 8 steps, the periodic save of step 200, then one
-    # call of the 56 steps up to the end of epoch 4 (tens of seconds here), during which
+    # Resumed at step 192: one call of 1 step, the periodic save of step 193, then one
+    # call of the 63 steps up to the end of epoch 4 (tens of seconds here), during which
     # the signals arrive.
     with open(stderr_path, "w") as stderr_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "dcgan_dist.train", *common_flags(tfds_dir),
-             "--epochs=4", "--steps_per_loop=64", "--save_every_steps=200",
+             "--epochs=4", "--steps_per_loop=64", "--save_every_steps=193",
              f"--workdir={workdir}"],
             stdout=subprocess.DEVNULL, stderr=stderr_file,
             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
         deadline = time.monotonic() + 180
-        while not (tf.train.latest_checkpoint(folder) or "").endswith("ckpt-200"):
+        while not (tf.train.latest_checkpoint(folder) or "").endswith("ckpt-193"):
             assert time.monotonic() < deadline and process.poll() is None, \
                 stderr_path.read_text()[-3000:]
             time.sleep(0.05)
@@ -243,13 +243,13 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_checkpoints(trained_run, tf
                if line.startswith("stopped: Ctrl-C again")]
     assert message and "without saving" in message[0], stderr[-3000:]
     # Nothing saved after the call began; what was saved reads back whole.
-    assert tf.train.latest_checkpoint(folder).endswith("ckpt-200")
+    assert tf.train.latest_checkpoint(folder).endswith("ckpt-193")
     assert checkpoints.read_error(tf.train.latest_checkpoint(folder)) is None
     after = saved_files()
     assert {path: after.get(path) for path in before} == before
     assert sorted(set(after) - set(before)) == sorted(
         os.path.join(folder, name) for name in
-        ("ckpt-200.index", "ckpt-200.data-00000-of-00001"))
+        ("ckpt-193.index", "ckpt-193.data-00000-of-00001"))
 
 
 def test_damaged_latest_checkpoint_is_survived(trained_run, tfds_dir, tmp_path):
