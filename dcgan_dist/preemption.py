@@ -2,11 +2,17 @@
 
 One process (`stop_on_signals`): the first signal only sets a flag; the loop finishes the
 step in flight, saves a checkpoint and exits with status 75, and the next start resumes
-there. A second SIGINT stops at once (KeyboardInterrupt), for a user who does not want to
-wait.
+there. A second SIGINT stops at once with status 130, saving nothing, for a user who does
+not want to wait (the checkpoints already saved stay intact, as after a SIGKILL).
+
+Both are acted on by a thread that reads the signal module's wakeup fd, not by the Python
+signal handler: that handler runs only when the main thread next executes Python, that is
+after the compiled call in flight (--steps_per_loop steps, possibly minutes), and two
+signals that arrive during one call run it once. The wakeup fd gets a byte per signal, at
+once, so the first is acknowledged immediately and the second is never lost.
 
 Several workers (`ClusterWatch`): the save is collective, so one worker cannot save
-alone. The same signal handler sets the flag, and TensorFlow's
+alone. The same watcher sets the flag, and TensorFlow's
 `PreemptionCheckpointHandler` passes it to the other workers through the coordination
 service and agrees on a step at which every worker saves; then each exits with status 75
 like a single process. (TensorFlow turns that handler off on Google Cloud CPU and TPU
@@ -14,6 +20,7 @@ VMs, GKE CPU nodes included; there a job relies on --save_every_steps.)
 """
 
 import contextlib
+import os
 import shutil
 import signal
 import sys
@@ -21,6 +28,9 @@ import tempfile
 import threading
 
 import tensorflow as tf
+
+
+INTERRUPTED_STATUS = 130  # 128 + SIGINT: what a shell reports for a process Ctrl-C ended
 
 
 class StopRequest:
@@ -32,9 +42,18 @@ class StopRequest:
     def __bool__(self):
         return self.signal_name is not None
 
-    def _handle(self, signum, frame):
+    def _receive(self, signum):
+        """Acts on one SIGTERM or SIGINT, as it arrives (in the watcher thread)."""
         if self and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            # The main thread may be inside a compiled call for minutes: end the process
+            # from here. Files are written to temporary names and renamed when complete,
+            # so a save cut short leaves the earlier checkpoints as they were.
+            print("stopped: Ctrl-C again: exiting at once, without saving; the "
+                  "checkpoints already saved are intact (run the same command to resume "
+                  "from the latest).", file=sys.stderr, flush=True)
+            os._exit(INTERRUPTED_STATUS)
+        if self:
+            return  # already stopping
         self.signal_name = signal.Signals(signum).name
         print(f"train | {self.signal_name}: stopping after this step and saving a "
               "checkpoint" + (" (Ctrl-C again to stop at once)"
@@ -42,23 +61,53 @@ class StopRequest:
               file=sys.stderr, flush=True)
 
 
+def _ignore(signum, frame):
+    """The Python-level handler: the watcher thread acts on the signal instead."""
+
+
+def _watch(read_fd, request):
+    """Hands each signal byte from the wakeup fd to `request`; returns when it closes."""
+    while True:
+        try:
+            received = os.read(read_fd, 64)
+        except OSError:
+            return
+        if not received:
+            return
+        for signum in received:
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                request._receive(signum)
+
+
 @contextlib.contextmanager
 def stop_on_signals():
     """Yields a StopRequest; handles SIGTERM and SIGINT inside the block.
 
     Handlers can only be set in the main thread; elsewhere the request never becomes
-    true and the signals keep their usual meaning.
+    true and the signals keep their usual meaning. Inside the block this takes the
+    signal module's wakeup fd (`signal.set_wakeup_fd`) and gives the previous one back
+    after.
     """
     request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield request
         return
-    previous = {s: signal.signal(s, request._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)  # the signal module requires it
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    watcher = threading.Thread(target=_watch, args=(read_fd, request), daemon=True,
+                               name="stop-signal-watcher")
+    watcher.start()
+    previous = {s: signal.signal(s, _ignore) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield request
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(write_fd)  # the watcher reads the end of the pipe and returns
+        watcher.join()
+        os.close(read_fd)
 
 
 class ClusterPreempted(Exception):

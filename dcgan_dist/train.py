@@ -14,7 +14,8 @@ Exit status: 0 done; 1 unexpected error; 2 bad flag or configuration; 3 bad or m
 data; 4 a worker of a multi-worker job was lost (restart the job to resume); 5 a NaN or
 infinite loss (nothing saved after it); 6 a checkpoint could not be written (the
 previous one is intact); 75 stopped by SIGTERM or Ctrl-C after saving a
-checkpoint (run the same command to resume).
+checkpoint (run the same command to resume); 130 stopped at once by a second Ctrl-C,
+saving nothing (the checkpoints already saved are intact).
 """
 
 from absl import flags

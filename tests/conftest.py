@@ -48,14 +48,31 @@ def fashion_builder(fashion_dir, tfds_dir):
     return idx_builder.prepared_idx_builder(fashion_dir, "fashion_mnist", tfds_dir)
 
 
-def checkpoint_values(workdir):
-    """{name: value} of every variable in the latest checkpoint of `workdir`."""
-    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+def checkpoint_values(workdir, step=None):
+    """{name: value} of every variable in the latest checkpoint of `workdir` (or in its
+    checkpoint of `step`)."""
+    folder = os.path.join(workdir, "checkpoints")
+    reader = tf.train.load_checkpoint(folder if step is None
+                                      else os.path.join(folder, f"ckpt-{step}"))
     # Left out: the checkpoint's own counter, and the run count that a multi-worker
     # job's PreemptionCheckpointHandler adds to it (not training state).
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
             if not name.startswith(("save_counter", "_CHECKPOINTABLE",
                                     "checkpointed_runs"))}
+
+
+def assert_resumed_bitwise(expected, workdir):
+    """The latest checkpoint of `workdir` holds, bit for bit, the `expected` values (an
+    uninterrupted run's `checkpoint_values`): weights, Adam moments and iteration counts,
+    the noise generator, the dropout seeds, the averaged generator, step and epoch;
+    everything that shapes the next step."""
+    resumed = checkpoint_values(workdir)
+    assert expected.keys() == resumed.keys()
+    assert any("seed_state" in name for name in expected)
+    assert any("noise_rng" in name for name in expected)
+    assert any(name.startswith("generator_ema/") for name in expected)
+    for name in expected:
+        np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
 
 
 def run_cli(module, *args, timeout=600):
