@@ -146,9 +146,11 @@ def train():
     try:
         strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
         train_lib.train(config, strategy)
-    except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:
+    except (tf.errors.UnavailableError, tf.errors.AbortedError,
+            tf.errors.DeadlineExceededError) as e:
         # What collectives raise when a peer worker dies or the coordination service
-        # loses it: the job cannot go on with fewer workers.
+        # loses it (a missed heartbeat: DeadlineExceeded): the job cannot go on with
+        # fewer workers.
         raise WorkerLostError(
             f"a worker of this job was lost ({str(e).splitlines()[0][:300]}); restart the "
             "whole job with the same flags, it resumes from the last checkpoint.") from None
