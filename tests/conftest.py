@@ -108,12 +108,6 @@ def trained_run(tmp_path_factory, fashion_builder, tfds_dir):
     return _train_small_run(tmp_path_factory, tfds_dir, "bf16")
 
 
-@pytest.fixture(scope="session")
-def trained_run_fp32(tmp_path_factory, fashion_builder, tfds_dir):
-    """The same run in float32 (about a minute)."""
-    return _train_small_run(tmp_path_factory, tfds_dir, "fp32")
-
-
 def snapshot(*folders):
     """{path: sha256} of every file in or under `folders` (files or folders; missing
     ones count as empty): what "nothing changed" compares."""

@@ -88,10 +88,9 @@ def _distance_to_data(generator, real):
     return mean_gap + np.mean(np.abs(pixels[0] - pixels[1]))
 
 
-@pytest.mark.parametrize("run", ["trained_run", "trained_run_fp32"])
-def test_short_run_learns(run, fashion_builder, request):
+def test_short_run_learns(trained_run, fashion_builder):
     """Generated images move toward the data; the untrained generator is far from it."""
-    workdir, _ = request.getfixturevalue(run)
+    workdir, _ = trained_run
     real = np.stack([((ex["image"].numpy().astype(np.float32) - 127.5) / 127.5)
                      for ex in fashion_builder.as_dataset(split="test[:1000]")])
     # The untrained generator is the trained one's starting point (same seed).
@@ -105,14 +104,15 @@ def test_short_run_learns(run, fashion_builder, request):
     assert trained < 0.75 * untrained
 
 
-def test_restart_resumes_from_the_checkpoint(trained_run_fp32, tfds_dir, tmp_path):
+def test_restart_resumes_from_the_checkpoint(trained_run, tfds_dir, tmp_path):
     workdir = str(tmp_path / "resumed")
-    shutil.copytree(trained_run_fp32[0], workdir)
+    shutil.copytree(trained_run[0], workdir)
     result = run_cli("dcgan_dist.train", *common_flags(tfds_dir), "--epochs=4",
                      f"--workdir={workdir}")
     assert result.returncode == 0, result.stderr[-3000:]
-    # --precision=auto keeps the workdir's fp32 whatever this CPU would choose.
-    assert "auto: precision fp32 (the workdir was trained with it)" in result.stdout
+    # --precision=auto keeps the workdir's precision (settings.resolve, tested in
+    # test_hardware.py with a workdir of another precision than this CPU's).
+    assert "auto: precision bf16 (the workdir was trained with it)" in result.stdout
     assert f"at step {3 * STEPS_PER_EPOCH}" in result.stdout
     epoch_lines = [line for line in result.stdout.splitlines() if "| epoch:" in line]
     assert len(epoch_lines) == 1 and "epoch: 4/4" in epoch_lines[0]
