@@ -151,7 +151,8 @@ def test_a_save_that_fails_keeps_the_previous_checkpoint(trained_run, tfds_dir, 
     previous = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     result = subprocess.run(
         [sys.executable, "-m", "dcgan_dist.train", *common_flags(tfds_dir), "--epochs=4",
-         f"--workdir={workdir}"], capture_output=True, text=True, timeout=600,
+         f"--max_steps={3 * STEPS_PER_EPOCH + 2}", f"--workdir={workdir}"],
+        capture_output=True, text=True, timeout=600,
         preexec_fn=_limit_file_size)
     assert result.returncode == 6, result.stderr[-3000:]
     assert "could not save the checkpoint of step" in result.stderr
