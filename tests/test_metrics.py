@@ -120,3 +120,14 @@ def test_roc_auc_is_the_share_of_correctly_ordered_pairs():
     assert metrics.roc_auc([1, 1], [1, 1]) == 0.5
     # Pairs (3>1, 3>2, 1=1 half, 1<2): 2.5 of 4.
     assert metrics.roc_auc([3, 1], [1, 2]) == 0.625
+
+
+def test_fid_matches_the_closed_form_of_two_gaussians():
+    """FID of N(m1, S1) and N(m2, S2) is |m1 - m2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)); with
+    S1 = I and S2 = 4I in 8 dimensions and means 1 apart in each: 8 + 8 (1 + 4 - 4) = 16.
+    The covariance terms matter: a FID of the means alone would give 8."""
+    draws = np.random.default_rng(0)
+    a = draws.standard_normal((200000, 8))
+    b = 1.0 + 2.0 * draws.standard_normal((200000, 8))
+    fid = metrics.frechet_distance(metrics.Embedding(a, None), metrics.Embedding(b, None))
+    np.testing.assert_allclose(fid["fid"], 16.0, rtol=0.01)
