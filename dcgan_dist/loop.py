@@ -54,7 +54,7 @@ class EpochLoop:
     evaluated_step: int = -1      # the step of the last evaluation
     cluster_watch: object = None  # preemption.ClusterWatch of a multi-worker job
     evaluator: object = None      # eval_lib.Evaluator, on the chief, with --eval_every_*
-    nan_at_steps: list = dataclasses.field(default_factory=list)  # see _inject_nan
+    nan_at_steps: list = dataclasses.field(init=False)  # config's, consumed: _inject_nan
 
     def __post_init__(self):
         self.config = self.built.config
