@@ -88,6 +88,8 @@ def choose_jit_compile(platform):
 def resolve(config, strategy, platform=None):
     """`config` with precision and jit_compile chosen where they are auto (for
     `platform`, by default this process's); the reasons."""
+    if config.precision != AUTO and config.jit_compile is not None:
+        return config, []  # nothing open: no need to probe the platform
     platform = platform or describe(strategy)
     notes = []
     changes = {}
