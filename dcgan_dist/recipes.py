@@ -11,10 +11,10 @@ a workdir records and a resume must match.
     the two players oscillate (the article's FID rises and falls from epoch to epoch);
   - batch 64: four times the updates per image; on two CPU cores it runs 0.73x the
     images per second of batch 256, so 2.9x the updates per second, and early GAN
-    progress is counted in updates. Batch 16 goes further (the article's 50-epoch FID
-    in 102 s instead of 252 s, docs/time_to_quality.md) and is what the README's first
-    command uses; it becomes fast's batch once a run to the article's full budget at 16
-    is measured, as batch 64's was;
+    progress is counted in updates. Smaller batches go further (at 16: the article's
+    50-epoch FID in 102 s instead of 252 s; the README's first command trains at 8,
+    docs/time_to_quality.md); one becomes fast's batch once a run to the article's
+    full budget at it is measured, as batch 64's was;
   - an exponential moving average of the generator's weights (StyleGAN2's G_ema): a
     half-life of 10,000 images, ramped up over the first images seen (half-life at most
     5% of the images so far), so early averages do not drag in the random init. Measured
