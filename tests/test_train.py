@@ -135,9 +135,6 @@ def test_divergence_exits_5_and_saves_nothing(tfds_dir, tmp_path):
     assert not glob.glob(str(workdir / "image_at_epoch_*.png"))
 
 
-# The runs that are interrupted and resumed below: 30 steps (3 epochs of 10), op
-# determinism, a checkpoint every 4 steps, and the fast recipe, whose averaged generator
-# must come back bitwise too.
 def _limit_file_size():
     # Files may not grow past 8 MB in the child, as on a disk that fills up mid-save
     # (a checkpoint of this model is ~30 MB); writes then fail instead of signalling.
