@@ -61,6 +61,13 @@ def checkpoint_values(workdir, step=None):
                                     "checkpointed_runs"))}
 
 
+def latest_step(workdir):
+    """The step of the latest checkpoint of `workdir` (as its CheckpointManager records
+    it); 0 before the first save."""
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    return int(latest.split("-")[-1]) if latest else 0
+
+
 def assert_resumed_bitwise(expected, workdir):
     """The latest checkpoint of `workdir` holds, bit for bit, the `expected` values (an
     uninterrupted run's `checkpoint_values`): weights, Adam moments and iteration counts,

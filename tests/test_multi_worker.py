@@ -8,9 +8,8 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from conftest import assert_resumed_bitwise, checkpoint_values, run_cli
+from conftest import assert_resumed_bitwise, checkpoint_values, latest_step, run_cli
 
 LAUNCH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "launch")
 sys.path.insert(0, LAUNCH_DIR)
@@ -107,11 +106,6 @@ def _wait_for(predicate, seconds):
     return False
 
 
-def _latest_step(workdir):
-    latest = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
-    return int(latest.split("-")[-1]) if latest else 0
-
-
 def test_killed_worker_stops_the_job_and_a_restart_resumes_bitwise(two_workers, tfds_dir,
                                                                    tmp_path):
     workdir, logs = tmp_path / "workdir", tmp_path / "logs"
@@ -120,7 +114,7 @@ def test_killed_worker_stops_the_job_and_a_restart_resumes_bitwise(two_workers, 
         [sys.executable, os.path.join(LAUNCH_DIR, "local.py"), "--num_workers=2",
          f"--log_dir={logs}", "--", *flags], stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait_for(lambda: _latest_step(workdir) >= 2, 180), "nothing was saved"
+        assert _wait_for(lambda: latest_step(workdir) >= 2, 180), "nothing was saved"
         os.kill(int((logs / "worker_1.pid").read_text()), signal.SIGKILL)
         _, stderr = launcher.communicate(timeout=60)  # stopped, not hanging
     finally:
@@ -129,7 +123,7 @@ def test_killed_worker_stops_the_job_and_a_restart_resumes_bitwise(two_workers, 
     assert launcher.returncode != 0
     # The survivor may fail in the same instant (its collective lost the peer).
     assert "worker 1 exited with status -9" in stderr and "stopping the others" in stderr
-    saved = _latest_step(workdir)
+    saved = latest_step(workdir)
     assert 2 <= saved < STEPS  # mid-run
 
     # The whole job restarted with the same flags resumes from that checkpoint and ends
@@ -198,16 +192,16 @@ def test_sigterm_to_one_worker_saves_every_worker_at_one_step(two_workers, tfds_
     ends exactly where the uninterrupted job ends."""
     workdir = tmp_path / "workdir"
     flags = _job_flags(tfds_dir, workdir)
-    status, first, _ = _stop_worker_1_when(lambda: _latest_step(workdir) >= 2, flags,
+    status, first, _ = _stop_worker_1_when(lambda: latest_step(workdir) >= 2, flags,
                                            tmp_path / "logs1")
     assert status == 75 and 2 <= first < STEPS
-    assert _latest_step(workdir) == first
+    assert latest_step(workdir) == first
 
     # Resumed, and stopped again: the workers must agree on a step again.
-    status, second, texts = _stop_worker_1_when(lambda: _latest_step(workdir) > first,
+    status, second, texts = _stop_worker_1_when(lambda: latest_step(workdir) > first,
                                                 flags, tmp_path / "logs2")
     assert status == 75 and f"at step {first}" in texts[0] and first < second < STEPS
-    assert _latest_step(workdir) == second
+    assert latest_step(workdir) == second
 
     status = local.launch(2, flags, log_dir=str(tmp_path / "logs3"))
     chief_log = (tmp_path / "logs3" / "worker_0.log").read_text()

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import (TRAINED_STEPS_PER_EPOCH, assert_resumed_bitwise, checkpoint_values,
-                      common_flags, run_cli, snapshot)
+                      common_flags, latest_step, run_cli, snapshot)
 from dcgan_dist import checkpoints
 
 STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
@@ -162,22 +162,18 @@ def test_sigkill_at_random_steps_then_restarts_ends_bitwise_equal(uninterrupted,
     flags = common_flags(tfds_dir, split="train[:640]") + RESUMED_FLAGS
     pieces = tmp_path / "pieces"
 
-    def latest_step():
-        latest = tf.train.latest_checkpoint(str(pieces / "checkpoints"))
-        return int(latest.split("-")[-1]) if latest else 0
-
     chooser = random.Random(1234)
     kills, starts, resumed_at = 0, 0, []
     while True:
         starts += 1
         assert starts <= 8, "the run never finished"
-        resumed_at.append(latest_step())  # where this start must resume
+        resumed_at.append(latest_step(pieces))  # where this start must resume
         stdout = open(tmp_path / f"start{starts}.log", "w")
         process = subprocess.Popen([sys.executable, "-m", "dcgan_dist.train", *flags,
                                     f"--workdir={pieces}"], stdout=stdout,
                                    stderr=subprocess.PIPE, text=True)
-        target = latest_step() + chooser.randint(1, 8)  # a kill somewhere ahead
-        while process.poll() is None and latest_step() < target and kills < 3:
+        target = latest_step(pieces) + chooser.randint(1, 8)  # a kill somewhere ahead
+        while process.poll() is None and latest_step(pieces) < target and kills < 3:
             time.sleep(0.05)
         if process.poll() is None and kills < 3:
             time.sleep(chooser.uniform(0, 0.5))  # land inside a step, not on a save
