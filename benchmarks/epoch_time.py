@@ -58,16 +58,17 @@ def _timed(run_steps, steps):
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
+    import article
     import numpy as np
+    import op_profile
+    import results as results_file
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    import article
-    import op_profile
-    import results as results_file
-    from dcgan_dist import cli, settings, strategies, train_step
-    from dcgan_dist.config import TrainConfig
+    from dcgan_dist import cli
     from dcgan_dist.data import pipeline, sources
+    from dcgan_dist.training import settings, strategies, train_step
+    from dcgan_dist.training.config import TrainConfig
 
     steps, rounds = (5, 2) if FLAGS.quick else (FLAGS.steps, FLAGS.rounds)
     strategy = strategies.make_strategy("mirrored", FLAGS.cpu_replicas)

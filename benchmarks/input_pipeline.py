@@ -35,12 +35,12 @@ flags.DEFINE_string("json_out", "runs/input_pipeline.json", "Where to write the 
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
+    import results as results_file
     import tensorflow as tf
 
-    import results as results_file
-    from dcgan_dist import settings, strategies
-    from dcgan_dist.config import TrainConfig
     from dcgan_dist.data import pipeline, sources
+    from dcgan_dist.training import settings, strategies
+    from dcgan_dist.training.config import TrainConfig
 
     strategy = strategies.make_strategy("mirrored", FLAGS.cpu_replicas)
     config, _ = settings.resolve(TrainConfig(workdir="unused", batch_size=FLAGS.batch_size,

@@ -51,9 +51,9 @@ def _time(fn, repeats):
 def run_child(kind):
     import tensorflow as tf
 
-    from dcgan_dist import strategies, train_step
-    from dcgan_dist.config import TrainConfig
     from dcgan_dist.data import pipeline, sources
+    from dcgan_dist.training import strategies, train_step
+    from dcgan_dist.training.config import TrainConfig
 
     if kind == "multi_worker":
         strategy = strategies.make_strategy("multi_worker")

@@ -30,10 +30,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from absl import app, flags  # noqa: E402
-
 import curves  # noqa: E402
 import results  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("recipes", ["article", "fast"], "Recipes, each optionally with "
@@ -130,7 +129,7 @@ def _train(label, recipe, overrides, seed, stop_fid):
 
 
 def _run_record(label, recipe, seed, target_fid):
-    from dcgan_dist import recipes
+    from dcgan_dist.training import recipes
     workdir = _workdir(label, seed)
     curve = curves.read_curve(workdir)
     with open(os.path.join(workdir, "config.json")) as f:

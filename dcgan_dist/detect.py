@@ -40,21 +40,23 @@ def _exported_logits(folder, images):
 
 
 def _checkpoint_logits(path, images):
-    from dcgan_dist import detection, trained
-    _, discriminator = trained.make_networks()
-    trained.restore(path, discriminator=discriminator)
+    from dcgan_dist.serving import detection, runs
+    _, discriminator = runs.make_networks()
+    runs.restore(path, discriminator=discriminator)
     return detection.score_images(discriminator, images)
 
 
 def detect(paths):
-    from dcgan_dist import image_files, trained
+    from dcgan_dist.data import image_files
+    from dcgan_dist.serving import runs
     if bool(FLAGS.workdir) == bool(FLAGS.detector):
         raise ConfigError("pass either --workdir (a training run) or --detector (an "
                           "exported detector), not both or neither.")
-    checkpoint = (trained.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
+    checkpoint = (runs.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
                   if FLAGS.workdir else None)
     names, images = image_files.read_images(paths)
-    from dcgan_dist import detection  # TensorFlow: only once the inputs are known good
+    # TensorFlow: only once the inputs are known good.
+    from dcgan_dist.serving import detection
     logits = (_checkpoint_logits(checkpoint, images) if checkpoint
               else _exported_logits(FLAGS.detector, images))
     for name, probability in zip(names, detection.probability_real(logits)):

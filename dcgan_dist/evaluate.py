@@ -34,20 +34,21 @@ flags.DEFINE_bool("compare_earlier", True, "Also score the discriminator against
 
 
 def evaluate():
-    from dcgan_dist import trained
     from dcgan_dist import workdir as layout
-    path = trained.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
+    from dcgan_dist.serving import runs
+    path = runs.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
     dataset = FLAGS.dataset or layout.read_config(FLAGS.workdir).get("dataset", "mnist")
-    from dcgan_dist import eval_lib  # TensorFlow: only once the flags are known good
-    evaluator = eval_lib.Evaluator(
+    # TensorFlow: only once the flags are known good.
+    from dcgan_dist.evaluation import evaluator
+    scorer = evaluator.Evaluator(
         dataset, FLAGS.data_dir, FLAGS.tfds_data_dir, workdir=FLAGS.workdir,
         num_samples=FLAGS.num_samples, seed=FLAGS.seed,
         classifier_dir=FLAGS.classifier_dir, compare_earlier=FLAGS.compare_earlier)
-    generator, discriminator, step = trained.load_networks(path, FLAGS.raw_generator)
-    results = evaluator(generator, discriminator, step, checkpoint=path)
-    evaluator.close()
+    generator, discriminator, step = runs.load_networks(path, FLAGS.raw_generator)
+    results = scorer(generator, discriminator, step, checkpoint=path)
+    scorer.close()
     print(f"evaluate | step: {step} | checkpoint: {path} | "
-          + eval_lib.format_results(results), flush=True)
+          + evaluator.format_results(results), flush=True)
 
 
 if __name__ == "__main__":

@@ -24,19 +24,20 @@ flags.DEFINE_string("export_dir", None, "Folder for the SavedModels.", required=
 
 
 def export():
-    from dcgan_dist import trained
-    path = trained.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
+    from dcgan_dist.serving import runs
+    path = runs.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
     if os.path.exists(os.path.join(FLAGS.export_dir, "export.json")):
         raise ConfigError(f"--export_dir={FLAGS.export_dir} already holds an export; "
                           "name a new folder.")
     import tensorflow as tf
-    from dcgan_dist import serving
-    generator, discriminator, step = trained.load_networks(path, FLAGS.raw_generator)
+
+    from dcgan_dist.serving import savedmodel
+    generator, discriminator, step = runs.load_networks(path, FLAGS.raw_generator)
     try:
-        serving.export_generator(generator, os.path.join(FLAGS.export_dir,
-                                                         serving.GENERATOR_FOLDER))
-        serving.export_detector(discriminator, os.path.join(FLAGS.export_dir,
-                                                            serving.DETECTOR_FOLDER))
+        savedmodel.export_generator(generator, os.path.join(FLAGS.export_dir,
+                                                         savedmodel.GENERATOR_FOLDER))
+        savedmodel.export_detector(discriminator, os.path.join(FLAGS.export_dir,
+                                                            savedmodel.DETECTOR_FOLDER))
         with open(os.path.join(FLAGS.export_dir, "export.json"), "w") as f:
             json.dump({"step": step, "checkpoint": path}, f, indent=2)
     except (OSError, tf.errors.OpError) as e:

@@ -71,13 +71,15 @@ def _write_png(path, picture):
 
 
 def generate():
-    from dcgan_dist import trained
+    from dcgan_dist.serving import runs
     pair = _check_flags()
-    path = trained.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
+    path = runs.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
     import numpy as np
-    from dcgan_dist import images, sampling
-    generator, _ = trained.make_networks(trained.generator_architecture(path))
-    step = trained.restore(path, generator=generator, raw=FLAGS.raw_generator)
+
+    from dcgan_dist import images
+    from dcgan_dist.serving import sampling
+    generator, _ = runs.make_networks(runs.generator_architecture(path))
+    step = runs.restore(path, generator=generator, raw=FLAGS.raw_generator)
     written = []
     if FLAGS.npz or FLAGS.grid:
         seeds = np.arange(FLAGS.num_samples, dtype=np.int64) + FLAGS.seed

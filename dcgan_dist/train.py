@@ -104,8 +104,8 @@ flags.DEFINE_enum("progress_bar", "auto", ["auto", "true", "false"],
 
 
 def _config_from_flags():
-    from dcgan_dist import recipes
-    from dcgan_dist.config import TrainConfig
+    from dcgan_dist.training import recipes
+    from dcgan_dist.training.config import TrainConfig
     return TrainConfig(
         workdir=FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
         tfds_data_dir=FLAGS.tfds_data_dir, split=FLAGS.split, epochs=FLAGS.epochs,
@@ -137,15 +137,16 @@ def train():
     config = _config_from_flags()  # a bad value is reported before TensorFlow loads
 
     import tensorflow as tf
-    from dcgan_dist import strategies, train_lib
+
     from dcgan_dist.errors import WorkerLostError
+    from dcgan_dist.training import strategies, trainer
     if FLAGS.deterministic:
         # Process-wide, before any op runs; every random op here is explicitly seeded,
         # as determinism requires.
         tf.config.experimental.enable_op_determinism()
     try:
         strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
-        train_lib.train(config, strategy)
+        trainer.train(config, strategy)
     except (tf.errors.UnavailableError, tf.errors.AbortedError,
             tf.errors.DeadlineExceededError) as e:
         # What collectives raise when a peer worker dies or the coordination service

@@ -6,9 +6,9 @@ import keras
 import pytest
 import tensorflow as tf
 
-from dcgan_dist import checkpoints, train_step
+from dcgan_dist.training import checkpoints, train_step
 from dcgan_dist import workdir as layout
-from dcgan_dist.config import TrainConfig
+from dcgan_dist.training.config import TrainConfig
 from dcgan_dist.errors import ConfigError, DataError
 
 

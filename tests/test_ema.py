@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import common_flags, mirrored, run_cli
-from dcgan_dist import ema, sampling, serving, trained, train_step
-from dcgan_dist.config import TrainConfig
+from dcgan_dist.serving import sampling, savedmodel, runs
+from dcgan_dist.training import ema, train_step
+from dcgan_dist.training.config import TrainConfig
 from dcgan_dist.data import pipeline
 
 GLOBAL_BATCH = 32
@@ -109,9 +110,9 @@ def averaged_run(tfds_dir, fashion_builder, tmp_path_factory):
 
 
 def test_tools_show_the_averaged_generator_and_reach_the_raw_one(averaged_run, tmp_path):
-    path = trained.resolve_checkpoint(averaged_run)
-    assert trained.has_averaged_generator(path)
-    averaged, raw = trained.make_networks()[0], trained.make_networks()[0]
+    path = runs.resolve_checkpoint(averaged_run)
+    assert runs.has_averaged_generator(path)
+    averaged, raw = runs.make_networks()[0], runs.make_networks()[0]
     tf.train.Checkpoint(generator_ema=averaged).restore(path).expect_partial()
     tf.train.Checkpoint(generator=raw).restore(path).expect_partial()
     seeds = np.arange(5, 13)
@@ -120,8 +121,8 @@ def test_tools_show_the_averaged_generator_and_reach_the_raw_one(averaged_run, t
     want_raw = sampling.generate_images(raw, noise)
     assert not np.array_equal(want_averaged, want_raw)
 
-    default, _, _ = trained.load_networks(path)
-    chosen_raw, _, _ = trained.load_networks(path, raw=True)
+    default, _, _ = runs.load_networks(path)
+    chosen_raw, _, _ = runs.load_networks(path, raw=True)
     np.testing.assert_array_equal(sampling.generate_images(default, noise), want_averaged)
     np.testing.assert_array_equal(sampling.generate_images(chosen_raw, noise), want_raw)
 
@@ -136,7 +137,7 @@ def test_tools_show_the_averaged_generator_and_reach_the_raw_one(averaged_run, t
     result = run_cli("dcgan_dist.export", f"--workdir={averaged_run}",
                      f"--export_dir={export_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
-    served = tf.saved_model.load(str(export_dir / serving.GENERATOR_FOLDER))
+    served = tf.saved_model.load(str(export_dir / savedmodel.GENERATOR_FOLDER))
     by_seed = served.signatures["from_seeds"](seeds=tf.constant(seeds, tf.int64))
     np.testing.assert_array_equal(by_seed["images"].numpy(), want_averaged)
 
@@ -145,11 +146,11 @@ def test_the_training_grid_and_config_show_the_averaged_run(averaged_run):
     """The epoch grid is the averaged generator's (the run computes it in bf16, so it is
     compared against float32 networks with a tolerance the raw generator misses)."""
     from dcgan_dist import images, models, rng
-    path = trained.resolve_checkpoint(averaged_run)
+    path = runs.resolve_checkpoint(averaged_run)
     grid_noise = rng.normal_rows([16, models.NOISE_DIM], [0, 1]).numpy()  # --seed=0
     written = iio.imread(os.path.join(averaged_run, "image_at_epoch_0001.png"))
     gaps = [np.abs(written.astype(float) - images.grid(
-        trained.load_networks(path, raw=raw)[0](grid_noise, training=False))).mean()
+        runs.load_networks(path, raw=raw)[0](grid_noise, training=False))).mean()
         for raw in (False, True)]
     assert gaps[0] < 2 and gaps[1] > 3 * gaps[0], gaps
     with open(os.path.join(averaged_run, "config.json")) as f:

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import TRAINED_STEPS_PER_EPOCH, common_flags, mirrored, run_cli
-from dcgan_dist import (classifier, detection, eval_lib, images, sampling, serving,
-                        trained)
+from dcgan_dist import images
+from dcgan_dist.evaluation import classifier, evaluator
+from dcgan_dist.serving import detection, sampling, savedmodel, runs
 from dcgan_dist import workdir as layout
 
 N = 1000  # samples per evaluation: the real runs use 10,000
@@ -89,14 +90,14 @@ def test_evaluator_hook_matches_the_cli_and_works_under_a_strategy(evaluated, wo
     run = str(tmp_path / "run")
     shutil.copytree(os.path.join(workdir, layout.CHECKPOINT_FOLDER),
                     os.path.join(run, layout.CHECKPOINT_FOLDER))
-    evaluator = eval_lib.Evaluator("fashion_mnist", tfds_data_dir=tfds_dir, workdir=run,
+    scorer = evaluator.Evaluator("fashion_mnist", tfds_data_dir=tfds_dir, workdir=run,
                                    num_samples=N)
     with mirrored(2).scope():
-        generator, discriminator = trained.make_networks()
-    path = trained.resolve_checkpoint(run)
-    step = trained.restore(path, generator, discriminator)
-    results = evaluator(generator, discriminator, step, checkpoint=path)
-    evaluator.close()
+        generator, discriminator = runs.make_networks()
+    path = runs.resolve_checkpoint(run)
+    step = runs.restore(path, generator, discriminator)
+    results = scorer(generator, discriminator, step, checkpoint=path)
+    scorer.close()
     for key in ("fid", "kid", "classifier_score", "precision", "recall", "detector_auc"):
         assert results[key] == pytest.approx(cli_line[key], rel=1e-4, abs=1e-6), key
     assert results["detector_auc_earlier"] == pytest.approx(cli_line["detector_auc_earlier"],
@@ -120,8 +121,8 @@ def test_generate_reproduces_seeds_and_interpolates(workdir, tmp_path):
 
     # The same seeds give the same images here, in another process, and whatever else
     # is drawn alongside them.
-    generator, _ = trained.make_networks()
-    trained.restore(trained.resolve_checkpoint(workdir, str(EARLIER_STEP)), generator)
+    generator, _ = runs.make_networks()
+    runs.restore(runs.resolve_checkpoint(workdir, str(EARLIER_STEP)), generator)
     noise = sampling.noise_for_seeds(np.arange(11))[5:]
     expected = sampling.generate_images(generator, noise)
     np.testing.assert_array_equal(saved["images"], expected[..., 0])
@@ -151,7 +152,7 @@ _RELOAD = textwrap.dedent("""
 
 def test_exported_models_reload_in_a_fresh_process_and_match_the_checkpoint(
         exported, workdir, fashion_builder, tmp_path):
-    generator, discriminator, step = trained.load_networks(trained.resolve_checkpoint(workdir))
+    generator, discriminator, step = runs.load_networks(runs.resolve_checkpoint(workdir))
     with open(os.path.join(exported, "export.json")) as f:
         assert json.load(f)["step"] == step == LAST_STEP
 
@@ -161,7 +162,7 @@ def test_exported_models_reload_in_a_fresh_process_and_match_the_checkpoint(
     script = tmp_path / "reload.py"
     script.write_text(_RELOAD)
     done = subprocess.run(
-        [sys.executable, str(script), os.path.join(exported, serving.GENERATOR_FOLDER),
+        [sys.executable, str(script), os.path.join(exported, savedmodel.GENERATOR_FOLDER),
          str(tmp_path / "inputs.npz"), str(tmp_path / "outputs.npz")],
         capture_output=True, text=True, timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), cwd=str(tmp_path))
@@ -200,8 +201,8 @@ def test_detect_scores_pngs_and_npz_with_a_checkpoint(workdir, fashion_builder, 
     lines = [line.split("\t") for line in result.stdout.splitlines()]
     assert [name for name, _ in lines] == paths + [f"{tmp_path / 'real.npz'}[{i}]"
                                                    for i in range(2)]
-    _, discriminator = trained.make_networks()
-    trained.restore(trained.resolve_checkpoint(workdir, str(EARLIER_STEP)),
+    _, discriminator = runs.make_networks()
+    runs.restore(runs.resolve_checkpoint(workdir, str(EARLIER_STEP)),
                     discriminator=discriminator)
     expected = detection.probability_real(detection.score_images(discriminator, real))
     np.testing.assert_allclose([float(p) for _, p in lines], np.tile(expected, 2),

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import TRAINED_STEPS_PER_EPOCH, run_cli
-from dcgan_dist import classifier, detection, metrics, sampling
+from dcgan_dist.evaluation import classifier, metrics
+from dcgan_dist.serving import detection, sampling
 from dcgan_dist.forensics import training
 
 CONTROL_IMAGES = 2000  # per class: AUC's spread at chance is ~0.01

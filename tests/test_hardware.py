@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import mirrored
-from dcgan_dist import hardware, settings
-from dcgan_dist.config import TrainConfig
+from dcgan_dist.training import hardware, settings
+from dcgan_dist.training.config import TrainConfig
 from dcgan_dist.errors import ConfigError
 
 XEON_AMX = "avx512f avx512_bf16 amx_bf16 amx_tile amx_int8"

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import losses
+from dcgan_dist.training import losses
 
 
 def bce(label, logit):

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from dcgan_dist import classifier, metrics
+from dcgan_dist.evaluation import classifier, metrics
 
 N = 1000  # images per set: enough for ranks that cannot be noise, cheap on two cores
 

@@ -13,9 +13,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import checkpoint_values, mirrored, run_cli
-from dcgan_dist import train_lib, train_step, trained
+from dcgan_dist.serving import runs
+from dcgan_dist.training import trainer, train_step
 from dcgan_dist import workdir as layout
-from dcgan_dist.config import TrainConfig
+from dcgan_dist.training.config import TrainConfig
 
 BATCH = 32  # train[:320]: 10 steps per epoch
 
@@ -53,7 +54,7 @@ def test_rollback_restores_the_step_and_its_data_and_halves_the_rates(
     # Diverges at step 6: rolls back to checkpoint 4 (--save_every_steps=4) with both
     # rates halved, and trains steps 5-8 again.
     rolled = tmp_path / "rolled"
-    train_lib.train(_config(tfds_dir, rolled, max_steps=8, debug_nan_at_steps=(6,)),
+    trainer.train(_config(tfds_dir, rolled, max_steps=8, debug_nan_at_steps=(6,)),
                     mirrored(1))
     out = capsys.readouterr().out
     assert "non-finite g_loss=nan" in out and "at step 6; rolled back to" in out, out
@@ -64,9 +65,9 @@ def test_rollback_restores_the_step_and_its_data_and_halves_the_rates(
     # only if the rollback restored every variable and restarted the data (and noise)
     # stream at step 4, not where the diverged call left it.
     expected = tmp_path / "expected"
-    train_lib.train(_config(tfds_dir, expected, max_steps=4), mirrored(1))
+    trainer.train(_config(tfds_dir, expected, max_steps=4), mirrored(1))
     _halve_rates_in_checkpoint(_config(tfds_dir, expected))
-    train_lib.train(_config(tfds_dir, expected, max_steps=8), mirrored(1))
+    trainer.train(_config(tfds_dir, expected, max_steps=8), mirrored(1))
     got, want = checkpoint_values(str(rolled)), checkpoint_values(str(expected))
     assert got.keys() == want.keys()
     for name in want:
@@ -75,7 +76,7 @@ def test_rollback_restores_the_step_and_its_data_and_halves_the_rates(
 
     # The halved rates survive a restart: the resumed run trains on with them.
     capsys.readouterr()
-    train_lib.train(_config(tfds_dir, rolled, max_steps=10), mirrored(1))
+    trainer.train(_config(tfds_dir, rolled, max_steps=10), mirrored(1))
     np.testing.assert_allclose(_learning_rates(rolled), [0.5e-4, 0.5e-4], rtol=1e-6)
     # The resumed process ran 2 of the epoch's 10 steps: its line says so.
     assert "train | epoch: 1/1 (partial: 2 of 10 steps) | step: 10" in capsys.readouterr().out
@@ -85,11 +86,11 @@ def test_a_run_stopping_mid_epoch_writes_a_grid_the_gif_shows(fashion_builder, t
                                                             tmp_path):
     workdir = tmp_path / "w"
     config = _config(tfds_dir, workdir, max_steps=3)
-    train_lib.train(config, mirrored(1))
+    trainer.train(config, mirrored(1))
     assert [os.path.basename(p) for p in glob.glob(str(workdir / "image_at_*.png"))] == [
         "image_at_step_00000003.png"]
     assert iio.imread(workdir / layout.GIF_FILE, index=None).shape[0] == 1
-    train_lib.train(dataclasses.replace(config, max_steps=0, epochs=2), mirrored(1))
+    trainer.train(dataclasses.replace(config, max_steps=0, epochs=2), mirrored(1))
     frames = iio.imread(workdir / layout.GIF_FILE, index=None)
     paths = layout.grids(str(workdir), steps_per_epoch=10)
     assert [os.path.basename(p) for p in paths] == [
@@ -115,5 +116,5 @@ def test_the_command_line_gives_up_with_exit_5(on_nan, message, fashion_builder,
     assert "non-finite g_loss=nan" in result.stderr and message in result.stderr, \
         result.stderr[-2000:]
     # What was saved before the divergence is intact, and nothing after it was saved.
-    assert [step for step, _ in trained.list_checkpoints(str(workdir))] == [4]
+    assert [step for step, _ in runs.list_checkpoints(str(workdir))] == [4]
     assert result.stdout.count("rolled back to") == (3 if on_nan == "rollback" else 0)

@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from conftest import mirrored
-from dcgan_dist import train_step
-from dcgan_dist.config import TrainConfig
+from dcgan_dist.training import train_step
+from dcgan_dist.training.config import TrainConfig
 from dcgan_dist.data import pipeline
 
 GLOBAL_BATCH = 32

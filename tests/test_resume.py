@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from conftest import (TRAINED_STEPS_PER_EPOCH, assert_resumed_bitwise, checkpoint_values,
                       common_flags, latest_step, run_cli, snapshot)
-from dcgan_dist import checkpoints
+from dcgan_dist.training import checkpoints
 
 STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
 

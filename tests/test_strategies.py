@@ -1,7 +1,7 @@
 import pytest
 import tensorflow as tf
 
-from dcgan_dist import strategies
+from dcgan_dist.training import strategies
 from dcgan_dist.errors import ConfigError
 
 

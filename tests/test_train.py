@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import TRAINED_STEPS_PER_EPOCH, common_flags, run_cli
-from dcgan_dist import checkpoints, models, rng, train_step
+from dcgan_dist import models, rng
+from dcgan_dist.training import checkpoints, train_step
 
 STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
 

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import checkpoint_values, mirrored
-from dcgan_dist import loop, train_lib, train_step
-from dcgan_dist.config import TrainConfig
+from dcgan_dist.training import loop, trainer, train_step
+from dcgan_dist.training.config import TrainConfig
 from dcgan_dist.data import pipeline
 from dcgan_dist.errors import NonFiniteError
 
@@ -65,8 +65,8 @@ def test_roll_back_restores_the_checkpoint_and_halves_the_learning_rates(tmp_pat
         variable.assign(tf.fill(variable.shape, float("nan")))
     failure = loop.NonFinite(9, {"g_loss": float("nan"), "d_loss": 1.0,
                                        "d_real": 0.5, "d_fake": 0.5})
-    for rollbacks in range(train_lib.MAX_ROLLBACKS):
-        assert train_lib._roll_back(config, state, checkpoint, failure, rollbacks,
+    for rollbacks in range(trainer.MAX_ROLLBACKS):
+        assert trainer._roll_back(config, state, checkpoint, failure, rollbacks,
                                     chief=True) == 7
         for a, b in zip(saved, state.generator.weights):
             np.testing.assert_array_equal(b.numpy(), a)
@@ -74,12 +74,12 @@ def test_roll_back_restores_the_checkpoint_and_halves_the_learning_rates(tmp_pat
             np.testing.assert_allclose(float(optimizer.learning_rate.numpy()),
                                        1e-4 * 0.5 ** (rollbacks + 1), rtol=1e-6)
     with pytest.raises(NonFiniteError, match="again after 3 rollbacks"):
-        train_lib._roll_back(config, state, checkpoint, failure, train_lib.MAX_ROLLBACKS,
+        trainer._roll_back(config, state, checkpoint, failure, trainer.MAX_ROLLBACKS,
                              chief=True)
     stop = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, on_nan="stop",
                        precision="fp32")
     with pytest.raises(NonFiniteError, match="non-finite g_loss=nan at step 9"):
-        train_lib._roll_back(stop, state, checkpoint, failure, 0, chief=True)
+        trainer._roll_back(stop, state, checkpoint, failure, 0, chief=True)
 
 
 def test_divergence_before_any_checkpoint_stops_cleanly(fashion_builder, tfds_dir,
@@ -89,7 +89,7 @@ def test_divergence_before_any_checkpoint_stops_cleanly(fashion_builder, tfds_di
                          tfds_data_dir=tfds_dir, split="train[:320]", batch_size=BATCH, epochs=1,
                          learning_rate=1e30, on_nan="rollback", progress_bar=False)
     with pytest.raises(NonFiniteError, match="nothing to roll back to"):
-        train_lib.train(config, mirrored(1))
+        trainer.train(config, mirrored(1))
     assert tf.train.latest_checkpoint(str(tmp_path / "w" / "checkpoints")) is None
 
 
@@ -146,7 +146,7 @@ def test_each_precision_and_xla_choice_trains(precision, jit_compile, fashion_bu
                          tfds_data_dir=tfds_dir, split="train[:128]", batch_size=32,
                          epochs=1, max_steps=3, precision=precision,
                          jit_compile=jit_compile, progress_bar=False)
-    metrics = train_lib.train(config, mirrored(1))
+    metrics = trainer.train(config, mirrored(1))
     assert all(np.isfinite(value) for value in metrics.values()), metrics
     # A resume restores every variable of the state that precision builds.
     restored = train_step.create_state(dataclasses.replace(config, sync_batch_norm=False),

@@ -96,15 +96,16 @@ def _train():
     entries = _entries(FLAGS.workdirs)
     generators = pool.parse(entries)
     builder = _builder(generators)
-    from dcgan_dist import serving, strategies
     from dcgan_dist.forensics import training
+    from dcgan_dist.serving import savedmodel
+    from dcgan_dist.training import strategies
     strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
     model, record = training.train(
         strategy, generators, builder, FLAGS.out_dir, FLAGS.detector, FLAGS.augment,
         FLAGS.epochs, FLAGS.batch_size, FLAGS.learning_rate, FLAGS.samples_per_generator,
         seed=FLAGS.seed, entries=entries, lr_schedule=FLAGS.lr_schedule)
     if FLAGS.export_dir:
-        serving.export_detector(model, FLAGS.export_dir)
+        savedmodel.export_detector(model, FLAGS.export_dir)
     print(f"forensics | trained {FLAGS.detector} on {record['images']} images from "
           f"{len(generators)} generators | validation: "
           + " | ".join(f"{k}: {v:.4f}" for k, v in record["validation"].items()), flush=True)

@@ -1,7 +1,7 @@
 """The detectors and their training augmentations.
 
 Every detector maps images scaled to [-1, 1] ([N, 28, 28, 1], as the discriminator
-takes them) to float32 logits [N, 1] of "real", so `serving.DetectorModule` exports any
+takes them) to float32 logits [N, 1] of "real", so `savedmodel.DetectorModule` exports any
 of them with the discriminator's signature.
 
 - `cnn`: a small convolutional network on pixels (Wang et al. 2020 use a ResNet-50 at

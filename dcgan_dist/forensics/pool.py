@@ -19,9 +19,10 @@ import os
 
 import numpy as np
 
-from dcgan_dist import image_files, trained
 from dcgan_dist import workdir as layout
+from dcgan_dist.data import image_files
 from dcgan_dist.errors import ConfigError, DataError
+from dcgan_dist.serving import runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +42,9 @@ class Generator:
 
 
 def _select(workdir, selector):
-    available = trained.list_checkpoints(workdir)
+    available = runs.list_checkpoints(workdir)
     if not available:  # resolve_checkpoint says it in one sentence
-        trained.resolve_checkpoint(workdir)
+        runs.resolve_checkpoint(workdir)
     if selector in ("", "all"):
         chosen = available
     elif selector == "latest":
@@ -100,10 +101,10 @@ def load(generator):
     """(generator network, discriminator of the same checkpoint or None)."""
     if generator.is_file:
         return None, None
-    if generator.kind == "averaged" and not trained.has_averaged_generator(generator.path):
+    if generator.kind == "averaged" and not runs.has_averaged_generator(generator.path):
         raise DataError(f"{generator.path} holds no averaged generator (its run did not "
                         "average); drop #averaged.")
-    network, discriminator, _ = trained.load_networks(generator.path,
+    network, discriminator, _ = runs.load_networks(generator.path,
                                                       raw=generator.kind == "raw")
     return network, discriminator
 
@@ -111,7 +112,7 @@ def load(generator):
 def samples(generator, count, first_seed, network=None):
     """uint8 [count, 28, 28, 1]: the images of seeds first_seed.. (or a file's first
     `count` images)."""
-    from dcgan_dist import sampling
+    from dcgan_dist.serving import sampling
     if generator.is_file:
         images = image_files.read_npz(generator.path)
         if len(images) < count:

@@ -17,8 +17,9 @@ generators that no detector trained on, with real images no detector trained on.
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import classifier, detection, metrics
+from dcgan_dist.evaluation import classifier, metrics
 from dcgan_dist.forensics import detectors, pool, training
+from dcgan_dist.serving import detection
 
 FIRST_TEST_SEED = 10**6
 # name -> (perturbation, strength); "none" leaves images as they are.

@@ -14,11 +14,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import classifier, detection, metrics
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline
 from dcgan_dist.errors import ConfigError, DataError
+from dcgan_dist.evaluation import classifier, metrics
 from dcgan_dist.forensics import detectors, pool
+from dcgan_dist.serving import detection
 
 RECORD_FILE = "detector.json"
 

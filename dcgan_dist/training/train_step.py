@@ -5,7 +5,7 @@ the data:
     metrics = built.train_steps(built.iterator(step), tf.constant(num_steps))
 
 Orbit's seam: this module is what one compiled call does (a `tf.range` loop over
-`strategy.run`, on every replica); loop.py is the Python loop around it, and train_lib.py
+`strategy.run`, on every replica); loop.py is the Python loop around it, and trainer.py
 wires both to summaries and checkpoints. Benchmarks and tests build through `build` too,
 so they time and test exactly what training runs.
 """
@@ -18,9 +18,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import ema, losses, models, rng, settings
-from dcgan_dist.config import PRECISIONS
+from dcgan_dist import models, rng
 from dcgan_dist.data import pipeline
+from dcgan_dist.training import ema, losses, settings
+from dcgan_dist.training.config import PRECISIONS
 
 METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
 

@@ -11,9 +11,9 @@ Resolving a resolved config changes nothing.
 
 import dataclasses
 
-from dcgan_dist import hardware
-from dcgan_dist.config import AUTO
 from dcgan_dist.errors import ConfigError
+from dcgan_dist.training import hardware
+from dcgan_dist.training.config import AUTO
 
 
 def resolve(config, strategy, recorded=None, platform=None):

@@ -15,9 +15,9 @@ import shutil
 
 import tensorflow as tf
 
-from dcgan_dist import strategies
 from dcgan_dist import workdir as layout
 from dcgan_dist.errors import ConfigError, DataError, StorageError
+from dcgan_dist.training import strategies
 
 
 def make_manager(checkpoint, workdir, strategy, keep):

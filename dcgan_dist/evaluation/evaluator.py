@@ -15,10 +15,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import classifier, detection, metrics, sampling, trained
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import idx, sources
 from dcgan_dist.errors import ConfigError, DataError
+from dcgan_dist.evaluation import classifier, metrics
+from dcgan_dist.serving import detection, runs, sampling
 
 REAL_SPLIT = "test"
 MIN_SAMPLES = 10  # k-NN manifolds (k=3) and KID subsets need a few images
@@ -93,13 +94,13 @@ class Evaluator:
     def _earlier_aucs(self, discriminator, real_logits, step):
         """{step: AUC} of the discriminator against each earlier checkpoint's generator."""
         aucs = {}
-        for earlier_step, path in trained.list_checkpoints(self.workdir):
+        for earlier_step, path in runs.list_checkpoints(self.workdir):
             if earlier_step >= step:
                 continue
             if self._scratch_generator is None:  # built once, restored into each time
-                self._scratch_generator, _ = trained.make_networks(
-                    trained.generator_architecture(path))
-            trained.restore(path, generator=self._scratch_generator)
+                self._scratch_generator, _ = runs.make_networks(
+                    runs.generator_architecture(path))
+            runs.restore(path, generator=self._scratch_generator)
             images = sampling.generate_images(self._scratch_generator, self.noise)
             aucs[str(earlier_step)] = metrics.roc_auc(
                 real_logits, detection.score_images(discriminator, images))

@@ -4,8 +4,8 @@ import dataclasses
 import os
 from typing import Optional
 
-from dcgan_dist import recipes
 from dcgan_dist.errors import ConfigError
+from dcgan_dist.training import recipes
 
 # --precision: the Keras dtype policy of each choice. "auto" is resolved per platform by
 # `hardware.choose_precision` before anything is built.

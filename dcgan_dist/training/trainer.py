@@ -13,12 +13,14 @@ import sys
 
 import tensorflow as tf
 
-from dcgan_dist import (checkpoints, eval_lib, images, loop, preemption, settings,
-                        strategies, train_step)
+from dcgan_dist import images
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline, sources
 from dcgan_dist.errors import ConfigError, DataError, NonFiniteError, Preempted
-from dcgan_dist.train_step import weights_fingerprint
+from dcgan_dist.evaluation import evaluator
+from dcgan_dist.training import (checkpoints, loop, preemption, settings, strategies,
+                                 train_step)
+from dcgan_dist.training.train_step import weights_fingerprint
 
 MAX_ROLLBACKS = 3  # --on_nan=rollback: halve the learning rates at most this many times
 
@@ -52,7 +54,7 @@ def train(config, strategy):
     if config.eval_every_epochs or config.eval_every_images:
         # Here, before the workdir is written, rather than when the evaluator is built
         # after it; every worker checks, so a multi-worker job stops as one.
-        eval_lib.require_real_split(
+        evaluator.require_real_split(
             builder, config.data_dir,
             "evaluation during training (--eval_every_epochs, --eval_every_images)",
             ConfigError, ", or train without those flags")
@@ -85,7 +87,7 @@ def train(config, strategy):
     with contextlib.ExitStack() as cleanup:  # closed on every way out, errors included
         cleanup.callback(writer.close)
         if chief and (config.eval_every_epochs or config.eval_every_images):
-            epochs.evaluator = eval_lib.Evaluator(
+            epochs.evaluator = evaluator.Evaluator(
                 config.dataset, config.data_dir, config.tfds_data_dir, config.workdir,
                 num_samples=config.eval_samples, seed=config.seed,
                 compare_earlier=config.eval_earlier)

@@ -12,7 +12,8 @@ draws `sampling.noise_for_seeds`' noise, the detector scales as training did.
 
 import tensorflow as tf
 
-from dcgan_dist import detection, models, sampling
+from dcgan_dist import models
+from dcgan_dist.serving import detection, sampling
 
 GENERATOR_FOLDER = "generator"
 DETECTOR_FOLDER = "detector"

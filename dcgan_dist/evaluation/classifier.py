@@ -30,7 +30,7 @@ from keras import layers
 
 from dcgan_dist.data import pipeline
 from dcgan_dist.errors import DataError
-from dcgan_dist.metrics import Embedding
+from dcgan_dist.evaluation.metrics import Embedding
 
 RECIPE = "v1"  # bump with any change below: caches of another recipe are not reused
 EPOCHS = 5

@@ -29,7 +29,6 @@ import threading
 
 import tensorflow as tf
 
-
 INTERRUPTED_STATUS = 130  # 128 + SIGINT: what a shell reports for a process Ctrl-C ended
 
 

@@ -1,7 +1,7 @@
 """The outer Python loop around the compiled step: epochs of calls, the per-epoch
 outputs (the article's grid, checkpoints, evaluations), progress and summaries.
 
-train_lib.py builds one `EpochLoop` and runs it; a rollback or a resume runs it again
+trainer.py builds one `EpochLoop` and runs it; a rollback or a resume runs it again
 from another step.
 """
 
@@ -12,10 +12,12 @@ import time
 import keras
 import tensorflow as tf
 
-from dcgan_dist import checkpoints, eval_lib, images, models, rng
+from dcgan_dist import images, models, rng
 from dcgan_dist import workdir as layout
 from dcgan_dist.errors import UserError
-from dcgan_dist.train_step import METRICS
+from dcgan_dist.evaluation.evaluator import format_results
+from dcgan_dist.training import checkpoints
+from dcgan_dist.training.train_step import METRICS
 
 NUM_GRID_IMAGES = 16
 
@@ -53,7 +55,7 @@ class EpochLoop:
     eval_seconds: float = 0.0     # ... and the time it spent evaluating since
     evaluated_step: int = -1      # the step of the last evaluation
     cluster_watch: object = None  # preemption.ClusterWatch of a multi-worker job
-    evaluator: object = None      # eval_lib.Evaluator, on the chief, with --eval_every_*
+    evaluator: object = None      # evaluation.evaluator.Evaluator, on the chief, with --eval_every_*
     nan_at_steps: list = dataclasses.field(init=False)  # config's, consumed: _inject_nan
 
     def __post_init__(self):
@@ -152,7 +154,7 @@ class EpochLoop:
             self.eval_seconds += time.perf_counter() - started
             self.evaluated_step = step
         print(f"eval | epoch: {epoch} | step: {step} | "
-              + eval_lib.format_results(results), flush=True)
+              + format_results(results), flush=True)
 
     def _periodic_save_due(self, step):
         every = self.config.save_every_steps

@@ -98,7 +98,8 @@ def restore(path, generator=None, discriminator=None, raw=False):
     Raises DataError when the checkpoint is damaged or does not hold these networks.
     """
     import tensorflow as tf
-    from dcgan_dist import checkpoints
+
+    from dcgan_dist.training import checkpoints
     error = checkpoints.read_error(path)
     if error:
         raise DataError(f"checkpoint {path} is damaged ({error}); pass another "
