@@ -11,7 +11,8 @@ reading and writing of its config.json.
     WORKDIR/image_at_step_NNNNNNNN.png   the grid where a run stopped mid-epoch
     WORKDIR/dcgan.gif                    every grid, in training order
 
-No TensorFlow here: the commands refuse a wrong --workdir before importing it.
+No TensorFlow at import: the commands refuse a wrong --workdir before importing it
+(`checkpoint_read_error` imports it when called).
 """
 
 import glob
@@ -109,3 +110,15 @@ def of_checkpoint(path):
 
 def train_summaries(workdir):
     return os.path.join(workdir, TRAIN_SUMMARIES)
+
+
+def checkpoint_read_error(path):
+    """None if every tensor of checkpoint `path` reads back intact, else the error."""
+    import tensorflow as tf
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)  # verifies the tensor's CRC32C
+    except (tf.errors.OpError, IndexError, ValueError) as e:
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    return None

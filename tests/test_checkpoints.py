@@ -64,12 +64,12 @@ def test_damaged_latest_falls_back_and_is_kept(directory, damage, file, capsys):
                                          checkpoint_name="ckpt")
     manager.save(checkpoint_number=2)
     assert open(kept, "rb").read() == damaged_bytes
-    assert checkpoints.read_error(os.path.join(directory, "ckpt-2")) is None
+    assert layout.checkpoint_read_error(os.path.join(directory, "ckpt-2")) is None
 
 
 def test_intact_checkpoints_read_clean(directory):
     for step in (1, 2):
-        assert checkpoints.read_error(os.path.join(directory, f"ckpt-{step}")) is None
+        assert layout.checkpoint_read_error(os.path.join(directory, f"ckpt-{step}")) is None
 
 
 def test_all_damaged_is_an_error_that_changes_nothing(directory):

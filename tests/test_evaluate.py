@@ -14,7 +14,8 @@ import pytest
 
 from conftest import TRAINED_STEPS_PER_EPOCH, common_flags, mirrored, run_cli
 from dcgan_dist import images
-from dcgan_dist.evaluation import classifier, evaluator
+from dcgan_dist.data import splits
+from dcgan_dist.evaluation import evaluator
 from dcgan_dist.serving import detection, sampling, savedmodel, runs
 from dcgan_dist import workdir as layout
 
@@ -176,7 +177,7 @@ def test_exported_models_reload_in_a_fresh_process_and_match_the_checkpoint(
                                                            sampling.noise_for_seeds(seeds)))
 
     # The detector, in another fresh process: the command line with --detector.
-    real, _ = classifier.load_split(fashion_builder, "test[:4]")
+    real, _ = splits.load_split(fashion_builder, "test[:4]")
     fake = sampling.generate_images(generator, noise[:3])
     np.savez(tmp_path / "mixed.npz", images=np.concatenate([real, fake])[..., 0])
     result = run_cli("dcgan_dist.detect", f"--detector={exported}/detector",
@@ -189,7 +190,7 @@ def test_exported_models_reload_in_a_fresh_process_and_match_the_checkpoint(
 
 
 def test_detect_scores_pngs_and_npz_with_a_checkpoint(workdir, fashion_builder, tmp_path):
-    real, _ = classifier.load_split(fashion_builder, "test[:2]")
+    real, _ = splits.load_split(fashion_builder, "test[:2]")
     paths = []
     for i, image in enumerate(real):
         paths.append(str(tmp_path / f"real{i}.png"))

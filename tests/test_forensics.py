@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import TRAINED_STEPS_PER_EPOCH, run_cli
-from dcgan_dist.evaluation import classifier, metrics
+from dcgan_dist.data import splits
+from dcgan_dist.evaluation import metrics
 from dcgan_dist.serving import detection, sampling
 from dcgan_dist.forensics import training
 
@@ -53,8 +54,8 @@ def test_negative_controls_land_at_chance(control, detector, fashion_builder, tf
                                           tmp_path):
     """Fakes that are real images (random labels), or real images that went through a
     generator's float range and back: nothing to detect, so AUC 0.5 +- 0.05."""
-    train_real, _ = classifier.load_split(fashion_builder, "train")
-    test_real, _ = classifier.load_split(fashion_builder, "test")
+    train_real, _ = splits.load_split(fashion_builder, "train")
+    test_real, _ = splits.load_split(fashion_builder, "test")
     # The "fakes": real images the real class never shows (the training class draws
     # from the whole split, so take the last ones and the test split's second half).
     train_fakes, test_fakes = train_real[-CONTROL_IMAGES:], test_real[5000:5000 + 2000]
@@ -102,7 +103,7 @@ def test_a_detector_spots_a_held_out_checkpoint_and_exports(trained_run, tfds_di
 
     # The export, in a fresh process through `detect`, gives the checkpoint's scores.
     model, _ = training.load(str(tmp_path / "det"))
-    images, _ = classifier.load_split(fashion_builder, "test[:5]")
+    images, _ = splits.load_split(fashion_builder, "test[:5]")
     np.savez(tmp_path / "five.npz", images=images[..., 0])
     result = run_cli("dcgan_dist.detect", f"--detector={export_dir}",
                      str(tmp_path / "five.npz"))

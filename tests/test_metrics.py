@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pytest
 
+from dcgan_dist.data import splits
 from dcgan_dist.evaluation import classifier, metrics
 
 N = 1000  # images per set: enough for ranks that cannot be noise, cheap on two cores
@@ -30,8 +31,8 @@ def _blur(images):
 @pytest.fixture(scope="module")
 def sets(fashion_classifier, fashion_builder):
     """Embeddings of the real test split and of four candidate 'generators'."""
-    test, _ = classifier.load_split(fashion_builder, f"test[:{N}]")
-    train, _ = classifier.load_split(fashion_builder, f"train[:{N}]")
+    test, _ = splits.load_split(fashion_builder, f"test[:{N}]")
+    train, _ = splits.load_split(fashion_builder, f"train[:{N}]")
     noise = np.random.default_rng(0).integers(0, 256, test.shape, dtype=np.uint8)
     candidates = {"test": test, "train": train, "noise": noise, "blurred": _blur(train),
                   "repeated": np.repeat(train[:1], N, axis=0)}
@@ -49,7 +50,7 @@ def test_classifier_is_accurate_deterministic_and_cached(fashion_classifier,
     # A second load reads the cache: the same weights, and the recorded accuracy is
     # what they score on the whole test split.
     reloaded = classifier.load_or_train(fashion_builder, "fashion_mnist")
-    images, labels = classifier.load_split(fashion_builder, "test")
+    images, labels = splits.load_split(fashion_builder, "test")
     assert reloaded.accuracy(images, labels) == record["test_accuracy"]
     for a, b in zip(reloaded.model.weights, fashion_classifier.model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from conftest import (TRAINED_STEPS_PER_EPOCH, assert_resumed_bitwise, checkpoint_values,
                       common_flags, latest_step, run_cli, snapshot)
-from dcgan_dist.training import checkpoints
+from dcgan_dist import workdir as layout
 
 STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
 
@@ -126,7 +126,7 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_checkpoints(trained_run, tf
     assert message and "without saving" in message[0], stderr[-3000:]
     # Nothing saved after the call began; what was saved reads back whole.
     assert tf.train.latest_checkpoint(folder).endswith("ckpt-193")
-    assert checkpoints.read_error(tf.train.latest_checkpoint(folder)) is None
+    assert layout.checkpoint_read_error(tf.train.latest_checkpoint(folder)) is None
     after = saved_files()
     assert {path: after.get(path) for path in before} == before
     assert sorted(set(after) - set(before)) == sorted(

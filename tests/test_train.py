@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from conftest import TRAINED_STEPS_PER_EPOCH, common_flags, run_cli
 from dcgan_dist import models, rng
-from dcgan_dist.training import checkpoints, train_step
+from dcgan_dist import workdir as layout
+from dcgan_dist.training import train_step
 
 STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
 
@@ -156,7 +157,7 @@ def test_a_save_that_fails_keeps_the_previous_checkpoint(trained_run, tfds_dir, 
     assert "could not save the checkpoint of step" in result.stderr
     assert f"{previous}, is intact" in result.stderr and "Traceback" not in result.stderr
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")) == previous
-    assert checkpoints.read_error(previous) is None
+    assert layout.checkpoint_read_error(previous) is None
     assert not glob.glob(os.path.join(workdir, "checkpoints", "*_temp"))
 
 

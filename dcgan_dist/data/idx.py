@@ -37,11 +37,6 @@ def _candidates(prefix, kind):
     return [stem + ext for stem in stems for ext in (".gz", "")]
 
 
-def expected_file_names():
-    """The usual names of all four files, train then test, images then labels."""
-    return [_candidates(prefix, kind)[0] for prefix in SPLIT_PREFIXES.values()
-            for kind in KINDS]
-
 
 def split_file_names(split):
     """`split`'s two files as a phrase: "t10k-images-idx3-ubyte[.gz] and t10k-..."."""

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from dcgan_dist.data import pipeline
+from dcgan_dist.data import pipeline, splits
 from dcgan_dist.errors import DataError
 from dcgan_dist.evaluation.metrics import Embedding
 
@@ -72,11 +72,6 @@ def class_count(builder):
     return builder.info.features["label"].num_classes
 
 
-def load_split(builder, split):
-    """(uint8 images [N, 28, 28, 1], int64 labels [N]) of a split, in the split's order."""
-    data = builder.as_dataset(split=split, batch_size=-1, shuffle_files=False)
-    return data["image"].numpy(), data["label"].numpy()
-
 
 class FeatureClassifier:
     """The trained classifier: `embed(images)` and the `record` of how good it is."""
@@ -106,7 +101,7 @@ class FeatureClassifier:
 
 def _train(builder, num_classes):
     """A freshly trained model, deterministically: fixed seeds, fixed order, one trace."""
-    images, labels = load_split(builder, "train")
+    images, labels = splits.load_split(builder, "train")
     model = make_classifier_model(num_classes)
     steps_per_epoch = len(images) // BATCH_SIZE
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
@@ -174,7 +169,7 @@ def load_or_train(builder, dataset=None, cache_dir=None):
     model = _train(builder, classes)
     seconds = time.perf_counter() - started
     classifier = FeatureClassifier(model, {})
-    test_images, test_labels = load_split(builder, "test")
+    test_images, test_labels = splits.load_split(builder, "test")
     required = REQUIRED_ACCURACY.get(dataset)
     classifier.record = {
         "dataset": builder.info.full_name, "recipe": RECIPE,

@@ -16,12 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_dist import workdir as layout
-from dcgan_dist.data import idx, sources
-from dcgan_dist.errors import ConfigError, DataError
+from dcgan_dist.data import sources, splits
+from dcgan_dist.errors import ConfigError
 from dcgan_dist.evaluation import classifier, metrics
 from dcgan_dist.serving import detection, runs, sampling
 
-REAL_SPLIT = "test"
 MIN_SAMPLES = 10  # k-NN manifolds (k=3) and KID subsets need a few images
 
 
@@ -54,11 +53,11 @@ class Evaluator:
             raise ConfigError(f"--num_samples={num_samples} is too few; use at least "
                               f"{MIN_SAMPLES} (10000 for numbers comparable with papers).")
         builder = sources.load_builder(dataset, data_dir, tfds_data_dir)
-        require_real_split(builder, data_dir)
+        splits.require_real_split(builder, data_dir)
         self.classifier = classifier.load_or_train(builder, dataset, classifier_dir)
-        total = builder.info.splits[REAL_SPLIT].num_examples
-        self.real_images, _ = classifier.load_split(
-            builder, f"{REAL_SPLIT}[:{min(num_samples, total)}]")
+        total = builder.info.splits[splits.REAL_SPLIT].num_examples
+        self.real_images, _ = splits.load_split(
+            builder, f"{splits.REAL_SPLIT}[:{min(num_samples, total)}]")
         self.real = self.classifier.embed(self.real_images)
         self.noise = sampling.noise_for_seeds(np.arange(num_samples) + seed)
         self.workdir = workdir
@@ -124,25 +123,6 @@ class Evaluator:
         if self._writer is not None:
             self._writer.close()
 
-
-def require_real_split(builder, data_dir, needed_by="evaluation", error=DataError,
-                       otherwise=""):
-    """Refuses, in one sentence that says what to do, data without the test split that
-    evaluation compares against: a --data_dir of training files alone.
-
-    A held-out slice of the training split would look like an answer, but the generator
-    trained on those very images, so its metrics would flatter it.
-    """
-    if REAL_SPLIT in builder.info.splits:
-        return
-    if data_dir:
-        where = (f"--data_dir={data_dir} holds only training files; add "
-                 f"{idx.split_file_names(REAL_SPLIT)} to that folder")
-    else:
-        where = (f"'{builder.info.full_name}' has no '{REAL_SPLIT}' split; use a dataset "
-                 "that has one")
-    raise error(f"{needed_by} needs a '{REAL_SPLIT}' split (its real images, and the "
-                f"feature classifier's accuracy), but {where}{otherwise}.")
 
 
 def scalars(results):

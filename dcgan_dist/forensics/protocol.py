@@ -17,7 +17,8 @@ generators that no detector trained on, with real images no detector trained on.
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist.evaluation import classifier, metrics
+from dcgan_dist.data import splits
+from dcgan_dist.evaluation import metrics
 from dcgan_dist.forensics import detectors, pool, training
 from dcgan_dist.serving import detection
 
@@ -55,7 +56,7 @@ def evaluate(detector_dirs, sets, builder, num_real=10000, perturbations=tuple(P
              discriminator=True, seed=0):
     """Rows {set, perturbation, scorer, auc, ap, accuracy, tpr_at_1pct_fpr}."""
     total = builder.info.splits["test"].num_examples
-    real, _ = classifier.load_split(builder, f"test[:{min(num_real, total)}]")
+    real, _ = splits.load_split(builder, f"test[:{min(num_real, total)}]")
     loaded = {d: training.load(d) for d in detector_dirs}
     rows = []
     for set_name, generators in sets.items():

@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_dist import workdir as layout
-from dcgan_dist.data import pipeline
+from dcgan_dist.data import pipeline, splits
 from dcgan_dist.errors import ConfigError, DataError
-from dcgan_dist.evaluation import classifier, metrics
+from dcgan_dist.evaluation import metrics
 from dcgan_dist.forensics import detectors, pool
 from dcgan_dist.serving import detection
 
@@ -27,7 +27,7 @@ RECORD_FILE = "detector.json"
 def training_images(generators, builder, per_generator, seed):
     """(uint8 images, labels: 1 real, 0 generated), balanced and shuffled."""
     fakes = np.concatenate([pool.samples(g, per_generator, first_seed=0) for g in generators])
-    real, _ = classifier.load_split(builder, "train")
+    real, _ = splits.load_split(builder, "train")
     rng = np.random.default_rng(seed)
     count = min(len(real), len(fakes))  # balanced: as many of each
     real = real[rng.permutation(len(real))[:count]]

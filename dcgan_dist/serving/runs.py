@@ -99,8 +99,7 @@ def restore(path, generator=None, discriminator=None, raw=False):
     """
     import tensorflow as tf
 
-    from dcgan_dist.training import checkpoints
-    error = checkpoints.read_error(path)
+    error = layout.checkpoint_read_error(path)
     if error:
         raise DataError(f"checkpoint {path} is damaged ({error}); pass another "
                         "--checkpoint.")

@@ -54,16 +54,6 @@ def save(manager, step, chief):
             pass
 
 
-def read_error(path):
-    """None if every tensor of checkpoint `path` reads back intact, else the error."""
-    try:
-        reader = tf.train.load_checkpoint(path)
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)  # verifies the tensor's CRC32C
-    except (tf.errors.OpError, IndexError, ValueError) as e:
-        return f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-    return None
-
 
 def _quarantine(path, directory):
     """Moves the files of checkpoint `path` into directory/damaged/, never overwriting."""
@@ -93,7 +83,7 @@ def restore_latest_good(checkpoint, directory, may_move=True):
     paths = list(state.all_model_checkpoint_paths) if state else []
     damaged = []
     for path in reversed(paths):
-        error = read_error(path)
+        error = layout.checkpoint_read_error(path)
         if error:
             damaged.append((path, error))
             continue

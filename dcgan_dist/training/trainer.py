@@ -15,11 +15,17 @@ import tensorflow as tf
 
 from dcgan_dist import images
 from dcgan_dist import workdir as layout
-from dcgan_dist.data import pipeline, sources
+from dcgan_dist.data import pipeline, sources, splits
 from dcgan_dist.errors import ConfigError, DataError, NonFiniteError, Preempted
 from dcgan_dist.evaluation import evaluator
-from dcgan_dist.training import (checkpoints, loop, preemption, settings, strategies,
-                                 train_step)
+from dcgan_dist.training import (
+    checkpoints,
+    loop,
+    preemption,
+    settings,
+    strategies,
+    train_step,
+)
 from dcgan_dist.training.train_step import weights_fingerprint
 
 MAX_ROLLBACKS = 3  # --on_nan=rollback: halve the learning rates at most this many times
@@ -54,7 +60,7 @@ def train(config, strategy):
     if config.eval_every_epochs or config.eval_every_images:
         # Here, before the workdir is written, rather than when the evaluator is built
         # after it; every worker checks, so a multi-worker job stops as one.
-        evaluator.require_real_split(
+        splits.require_real_split(
             builder, config.data_dir,
             "evaluation during training (--eval_every_epochs, --eval_every_images)",
             ConfigError, ", or train without those flags")
