@@ -109,10 +109,11 @@ def _train_small_run(tmp_path_factory, tfds_dir, precision):
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, fashion_builder, tfds_dir):
-    """Three epochs of 64 steps at global batch 64 on 2 replicas in bf16 (the default on
-    this project's CPUs; under a minute), shared by every test that needs a trained
-    workdir; tests that change it copy it."""
-    return _train_small_run(tmp_path_factory, tfds_dir, "bf16")
+    """Three epochs of 64 steps at global batch 64 on 2 replicas, shared by every test
+    that needs a trained workdir; tests that change it copy it. Precision auto: bf16 where
+    the CPU has bfloat16 instructions, fp32 where it would emulate them (5x slower;
+    test_precision.py covers bf16 and fp16 there, small)."""
+    return _train_small_run(tmp_path_factory, tfds_dir, "auto")
 
 
 def snapshot(*folders):
