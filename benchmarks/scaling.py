@@ -52,7 +52,7 @@ def run_child(kind):
     import tensorflow as tf
 
     from dcgan_dist.data import pipeline, sources
-    from dcgan_dist.training import strategies, train_step
+    from dcgan_dist.training import settings, strategies, train_step
     from dcgan_dist.training.config import TrainConfig
 
     if kind == "multi_worker":
@@ -61,7 +61,8 @@ def run_child(kind):
         strategy = strategies.make_strategy("mirrored", cpu_replicas=int(kind.split(":")[1]))
     replicas = strategy.num_replicas_in_sync
     global_batch = FLAGS.per_replica_batch * replicas
-    config = TrainConfig(workdir="unused", batch_size=global_batch, precision="fp32")
+    config, _ = settings.resolve(
+        TrainConfig(workdir="unused", batch_size=global_batch, precision="fp32"), strategy)
     builder = sources.load_builder(FLAGS.dataset, tfds_data_dir=FLAGS.tfds_data_dir)
     built = train_step.build(config, strategy, pipeline.tfds_images(builder, "train"))
     state, train_steps, iterator = built.state, built.train_steps, built.iterator()

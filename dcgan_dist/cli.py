@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and 
 from absl import app, flags, logging  # noqa: E402
 
 from dcgan_dist.errors import UserError  # noqa: E402
+from dcgan_dist.training.config import AUTO, PRECISIONS, STRATEGIES  # noqa: E402
 
 USAGE_STATUS = 2
 # An auto|true|false flag's value as the library takes it (None: decide per platform).
@@ -39,6 +40,22 @@ def define_checkpoint_flags(workdir_required=True):
                         "latest checkpoint of --workdir).")
     flags.DEFINE_bool("raw_generator", False, "Use the raw generator, not the averaged "
                       "one that a run with generator averaging (--recipe=fast) keeps.")
+
+
+def define_strategy_flags(what=""):
+    """--strategy, --cpu_replicas and --tpu, for the commands that train (`what`: a
+    prefix for the help, e.g. "train: ")."""
+    flags.DEFINE_enum("strategy", "mirrored", list(STRATEGIES),
+                      f"{what}tf.distribute strategy: default, one_device, mirrored (all "
+                      "GPUs, or --cpu_replicas CPU devices), multi_worker (reads TF_CONFIG), "
+                      "tpu.")
+    flags.DEFINE_integer("cpu_replicas", 1, f"{what}without GPUs, split the CPU into this "
+                         "many logical devices and mirror over them.")
+    flags.DEFINE_string("tpu", "", f"{what}TPU name or address for --strategy=tpu.")
+
+
+def define_precision_flag(help_text):
+    flags.DEFINE_enum("precision", AUTO, [AUTO, *PRECISIONS], help_text)
 
 
 def fail(message, status, label="error"):

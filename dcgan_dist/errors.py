@@ -1,8 +1,20 @@
-"""Errors a user can act on.
+"""Errors a user can act on, and the exit status of each: the one list of them.
 
 Library code raises these with a sentence that says what was wrong and what to do; the
 command-line entry points turn them into one line on stderr and a non-zero exit status
-instead of a traceback.
+instead of a traceback. Every command exits with:
+
+    0    done
+    1    anything unexpected (a traceback)
+    2    a bad flag or value, or a workdir that doesn't fit the flags    ConfigError
+    3    missing or malformed data (or checkpoints)                      DataError
+    4    a worker of a multi-worker job was lost: restart the job        WorkerLostError
+    5    a NaN or infinite loss; nothing after it was saved              NonFiniteError
+    6    a checkpoint could not be written; the previous one is intact   StorageError
+    75   stopped by SIGTERM or Ctrl-C after saving a checkpoint: run the
+         same command to resume                                          Preempted
+    130  a second Ctrl-C: stopped at once, saving nothing (the checkpoints
+         already saved are intact; training/preemption.py)
 """
 
 

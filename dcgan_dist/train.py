@@ -10,12 +10,7 @@ A Cloud TPU:
     python -m dcgan_dist.train --strategy=tpu --tpu=NAME --precision=bf16
 Then: tensorboard --logdir=WORKDIR
 
-Exit status: 0 done; 1 unexpected error; 2 bad flag or configuration; 3 bad or missing
-data; 4 a worker of a multi-worker job was lost (restart the job to resume); 5 a NaN or
-infinite loss (nothing saved after it); 6 a checkpoint could not be written (the
-previous one is intact); 75 stopped by SIGTERM or Ctrl-C after saving a
-checkpoint (run the same command to resume); 130 stopped at once by a second Ctrl-C,
-saving nothing (the checkpoints already saved are intact).
+Every flag: --helpfull, or docs/flags.md. Exit statuses: dcgan_dist/errors.py.
 """
 
 from absl import flags
@@ -23,12 +18,7 @@ from absl import flags
 from dcgan_dist import cli  # first: it quiets TensorFlow's C++ log before TF loads
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("strategy", "mirrored",
-                  ["default", "one_device", "mirrored", "multi_worker", "tpu"],
-                  "tf.distribute strategy.")
-flags.DEFINE_integer("cpu_replicas", 1, "Without GPUs: split the CPU into this many "
-                     "logical devices and mirror over them.")
-flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+cli.define_strategy_flags()
 flags.DEFINE_string("dataset", "mnist", "tfds dataset of 28x28x1 images "
                     "(mnist, fashion_mnist, ...).")
 flags.DEFINE_string("data_dir", None, "Folder of MNIST-format IDX files to use instead of "
@@ -74,11 +64,11 @@ flags.DEFINE_integer("steps_per_loop", 1, "Training steps per tf.function call."
 flags.DEFINE_enum("sync_batch_norm", "auto", ["auto", "true", "false"],
                   "Synchronize batch-norm statistics across replicas (auto: when there "
                   "are several).")
-flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16", "fp16"],
-                  "Compute precision: bf16 and fp16 are Keras mixed precision (fp16 with "
-                  "dynamic loss scaling); logits, losses and batch-norm statistics stay "
-                  "float32. auto: bf16 on TPUs and on CPUs with AVX512_BF16/AMX, fp16 on "
-                  "GPUs with tensor cores, else fp32; the log says which and why.")
+cli.define_precision_flag(
+    "Compute precision: bf16 and fp16 are Keras mixed precision (fp16 with dynamic loss "
+    "scaling); logits, losses and batch-norm statistics stay float32. auto: bf16 on TPUs "
+    "and on CPUs with AVX512_BF16/AMX, fp16 on GPUs with tensor cores, else fp32; the log "
+    "says which and why.")
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"],
                   "Compile each step's forward and backward pass with XLA. auto: off on "
                   "CPUs and GPUs (slower on CPUs, as measured), TPUs always compile.")
@@ -96,9 +86,6 @@ flags.DEFINE_integer("eval_every_images", 0, "Also evaluate every N images train
 flags.DEFINE_bool("eval_earlier", True, "Each evaluation also scores the discriminator "
                   "against the generator of every earlier checkpoint in the workdir "
                   "(one generation of --eval_samples images each).")
-flags.DEFINE_list("debug_nan_at_steps", [], "For testing --on_nan: the call that trains "
-                  "each listed global step diverges on purpose (its generator kernel "
-                  "becomes NaN first), once per entry: 6,6 diverges at step 6 twice.")
 flags.DEFINE_enum("progress_bar", "auto", ["auto", "true", "false"],
                   "Progress bar within an epoch (auto: when stdout is a terminal).")
 
@@ -107,7 +94,8 @@ def _config_from_flags():
     from dcgan_dist.training import recipes
     from dcgan_dist.training.config import TrainConfig
     return TrainConfig(
-        workdir=FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+        workdir=FLAGS.workdir, strategy=FLAGS.strategy, cpu_replicas=FLAGS.cpu_replicas,
+        tpu=FLAGS.tpu, deterministic=FLAGS.deterministic, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
         tfds_data_dir=FLAGS.tfds_data_dir, split=FLAGS.split, epochs=FLAGS.epochs,
         max_steps=FLAGS.max_steps, seed=FLAGS.seed, recipe=FLAGS.recipe,
         generator=FLAGS.generator,
@@ -120,17 +108,7 @@ def _config_from_flags():
         jit_compile=cli.TRISTATE[FLAGS.jit_compile],
         on_nan=FLAGS.on_nan, progress_bar=cli.TRISTATE[FLAGS.progress_bar],
         eval_every_epochs=FLAGS.eval_every_epochs, eval_samples=FLAGS.eval_samples,
-        eval_every_images=FLAGS.eval_every_images, eval_earlier=FLAGS.eval_earlier,
-        debug_nan_at_steps=_steps_list("debug_nan_at_steps"))
-
-
-def _steps_list(name):
-    from dcgan_dist.errors import ConfigError
-    try:
-        return tuple(int(step) for step in getattr(FLAGS, name))
-    except ValueError:
-        raise ConfigError(f"--{name}={','.join(getattr(FLAGS, name))} must be a comma-"
-                          "separated list of global steps, e.g. 6,6.") from None
+        eval_every_images=FLAGS.eval_every_images, eval_earlier=FLAGS.eval_earlier)
 
 
 def train():
@@ -139,14 +117,9 @@ def train():
     import tensorflow as tf
 
     from dcgan_dist.errors import WorkerLostError
-    from dcgan_dist.training import strategies, trainer
-    if FLAGS.deterministic:
-        # Process-wide, before any op runs; every random op here is explicitly seeded,
-        # as determinism requires.
-        tf.config.experimental.enable_op_determinism()
+    from dcgan_dist.training import trainer
     try:
-        strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
-        trainer.train(config, strategy)
+        trainer.train(config)
     except (tf.errors.UnavailableError, tf.errors.AbortedError,
             tf.errors.DeadlineExceededError) as e:
         # What collectives raise when a peer worker dies or the coordination service

@@ -48,6 +48,13 @@ def fashion_builder(fashion_dir, tfds_dir):
     return idx_builder.prepared_idx_builder(fashion_dir, "fashion_mnist", tfds_dir)
 
 
+def settled(config, strategy):
+    """`config` with every open choice made, as a training run settles it once
+    (train_step.build refuses an unsettled config)."""
+    from dcgan_dist.training import settings
+    return settings.resolve(config, strategy)[0]
+
+
 def checkpoint_values(workdir, step=None):
     """{name: value} of every variable in the latest checkpoint of `workdir` (or in its
     checkpoint of `step`)."""

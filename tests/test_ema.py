@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import common_flags, mirrored, run_cli
+from conftest import common_flags, mirrored, run_cli, settled
 from dcgan_dist.serving import sampling, savedmodel, runs
 from dcgan_dist.training import ema, train_step
 from dcgan_dist.training.config import TrainConfig
@@ -26,7 +26,7 @@ def _train(fashion_builder, num_replicas, tmp_path, calls, **overrides):
     strategy = mirrored(num_replicas)
     config = TrainConfig(workdir=str(tmp_path), recipe="fast", batch_size=GLOBAL_BATCH,
                          seed=3, precision="fp32", **overrides)
-    built = train_step.build(config, strategy,
+    built = train_step.build(settled(config, strategy), strategy,
                              pipeline.tfds_images(fashion_builder, "train[:320]"))
     state, train_steps, iterator = built.state, built.train_steps, built.iterator()
     raw = [[w.numpy() for w in state.generator.weights]]

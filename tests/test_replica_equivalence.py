@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from conftest import mirrored
+from conftest import mirrored, settled
 from dcgan_dist.training import train_step
 from dcgan_dist.training.config import TrainConfig
 from dcgan_dist.data import pipeline
@@ -45,7 +45,7 @@ def _train(fashion_builder, num_replicas, tmp_path, optimizer, sync_batch_norm=T
     strategy = mirrored(num_replicas)
     config = TrainConfig(workdir=str(tmp_path), batch_size=GLOBAL_BATCH, seed=3,
                          precision="fp32", sync_batch_norm=sync_batch_norm)
-    built = train_step.build(config, strategy,
+    built = train_step.build(settled(config, strategy), strategy,
                              pipeline.tfds_images(fashion_builder, "train[:320]"))
     state, train_steps, iterator = built.state, built.train_steps, built.iterator()
     if optimizer == "sgd":

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import checkpoint_values, mirrored
-from dcgan_dist.training import loop, trainer, train_step
+from conftest import checkpoint_values, mirrored, settled
+from dcgan_dist.training import loop, settings, train_step, trainer
 from dcgan_dist.training.config import TrainConfig
 from dcgan_dist.data import pipeline
 from dcgan_dist.errors import NonFiniteError
@@ -19,7 +19,7 @@ def _run(fashion_builder, tmp_path, calls):
     """Trains with one train_steps call per entry of `calls` (its number of steps)."""
     strategy = mirrored(1)
     config = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, seed=5, precision="fp32")
-    built = train_step.build(config, strategy,
+    built = train_step.build(settled(config, strategy), strategy,
                              pipeline.tfds_images(fashion_builder, "train[:320]"))
     state, train_steps, iterator = built.state, built.train_steps, built.iterator()
     metrics = [{k: float(v) for k, v in train_steps(iterator, tf.constant(n)).items()}
@@ -162,3 +162,24 @@ def test_each_precision_and_xla_choice_trains(precision, jit_compile, fashion_bu
     scales = [k for k in values if "dynamic_scale" in k]
     # fp16 checkpoints each network's loss scale, so a resume continues with it.
     assert len(scales) == (2 if precision == "fp16" else 0), scales
+
+
+def test_build_refuses_an_unsettled_config(fashion_builder, tmp_path):
+    config = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, precision="fp32")
+    images = pipeline.tfds_images(fashion_builder, "train[:320]")
+    assert not config.settled  # jit_compile, batch norm and progress bar still auto
+    with pytest.raises(ValueError, match="build needs a settled config"):
+        train_step.build(config, mirrored(1), images)
+    assert train_step.build(settled(config, mirrored(1)), mirrored(1), images).config.settled
+
+
+def test_a_run_settles_its_config_once(fashion_builder, tfds_dir, tmp_path, monkeypatch):
+    calls = []
+    resolve = settings.resolve
+    monkeypatch.setattr(settings, "resolve",
+                        lambda *args, **kwargs: calls.append(args) or resolve(*args, **kwargs))
+    config = TrainConfig(workdir=str(tmp_path / "w"), dataset="fashion_mnist",
+                         tfds_data_dir=tfds_dir, split="train[:320]", batch_size=BATCH,
+                         epochs=1, max_steps=2, precision="fp32")
+    trainer.train(config, mirrored(1))
+    assert len(calls) == 1

@@ -56,10 +56,7 @@ flags.DEFINE_string("dataset", None, "tfds dataset of the real images (default: 
                     "the pool's runs trained on).")
 flags.DEFINE_string("data_dir", None, "Folder of MNIST-format IDX files, as in training.")
 flags.DEFINE_string("tfds_data_dir", None, "Where tensorflow-datasets keeps prepared data.")
-flags.DEFINE_enum("strategy", "mirrored", ["default", "one_device", "mirrored",
-                                           "multi_worker", "tpu"], "train: strategy.")
-flags.DEFINE_integer("cpu_replicas", 1, "train: logical CPU devices to mirror over.")
-flags.DEFINE_string("tpu", "", "train: TPU name for --strategy=tpu.")
+cli.define_strategy_flags("train: ")
 flags.DEFINE_integer("seed", 0, "Seeds the detector, the data order and the draws.")
 
 

@@ -14,6 +14,8 @@ COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 AUTO = "auto"
 ON_NAN = ("stop", "rollback")
 GENERATORS = ("dcgan", "resize_conv")  # models.GENERATORS, named without importing Keras
+# --strategy (strategies.make_strategy), named here so the CLIs and the config share them.
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +29,10 @@ class TrainConfig:
     """
 
     workdir: str
+    strategy: str = "mirrored"           # one of STRATEGIES (strategies.make_strategy)
+    cpu_replicas: int = 1                # without GPUs: logical CPU devices to mirror over
+    tpu: str = ""                        # TPU name or address for strategy "tpu"
+    deterministic: bool = False          # TensorFlow op determinism, process-wide
     recipe: str = recipes.ARTICLE
     generator: str = "dcgan"             # architecture: dcgan (the article's), resize_conv
     dataset: str = "mnist"
@@ -58,7 +64,6 @@ class TrainConfig:
     eval_samples: int = 10000            # generated and real images per evaluation
     eval_every_images: int = 0           # ... and/or every N images (whole steps)
     eval_earlier: bool = True            # also score D against earlier checkpoints' G
-    debug_nan_at_steps: tuple = ()       # make these steps diverge (tests --on_nan)
 
     def __post_init__(self):
         self._check_and_fill_recipe()
@@ -80,9 +85,10 @@ class TrainConfig:
              f"unknown; use one of {', '.join(PRECISIONS)} or {AUTO}."),
             (self.generator in GENERATORS, f"--generator={self.generator} is unknown; "
              f"use one of {', '.join(GENERATORS)}."),
-            (all(step >= 1 for step in self.debug_nan_at_steps),
-             f"--debug_nan_at_steps={','.join(map(str, self.debug_nan_at_steps))} must "
-             "list global steps of 1 or more."),
+            (self.strategy in STRATEGIES, f"--strategy={self.strategy} is unknown; use "
+             f"one of {', '.join(STRATEGIES)}."),
+            (self.cpu_replicas >= 1, f"--cpu_replicas={self.cpu_replicas} must be at "
+                                     "least 1."),
             (self.on_nan in ON_NAN, f"--on_nan={self.on_nan} is unknown; use one of "
                                     f"{', '.join(ON_NAN)}."),
             (self.eval_every_epochs >= 0, "--eval_every_epochs="
@@ -144,6 +150,17 @@ class TrainConfig:
         # --ema_decay=0 stays 0 (not None): a config rebuilt from these values (as
         # dataclasses.replace does) must not fall back to the recipe's half-life.
         return bool(self.ema_decay) or self.ema_halflife_images is not None
+
+    @property
+    def settled(self):
+        """Whether every open choice is made (settings.resolve does it, once per run)."""
+        return (self.precision != AUTO and self.jit_compile is not None
+                and self.sync_batch_norm is not None and self.progress_bar is not None)
+
+    def total_steps(self, steps_per_epoch):
+        """The global step this run trains to: its epochs, or --max_steps if sooner."""
+        total = self.epochs * steps_per_epoch
+        return min(total, self.max_steps) if self.max_steps else total
 
     @property
     def compute_dtype(self):

@@ -5,7 +5,6 @@ trainer.py builds one `EpochLoop` and runs it; a rollback or a resume runs it ag
 from another step.
 """
 
-import dataclasses
 import math
 import time
 
@@ -16,7 +15,7 @@ from dcgan_dist import images, models, rng
 from dcgan_dist import workdir as layout
 from dcgan_dist.errors import UserError
 from dcgan_dist.evaluation.evaluator import format_results
-from dcgan_dist.training import checkpoints
+from dcgan_dist.training import checkpoints, preemption, strategies
 from dcgan_dist.training.train_step import METRICS
 
 NUM_GRID_IMAGES = 16
@@ -40,37 +39,41 @@ def format_line(epoch, epochs, step, seconds, images_per_sec, metrics, steps_run
             f"| images/sec: {images_per_sec:.1f} | {values}")
 
 
-@dataclasses.dataclass
 class EpochLoop:
-    """Runs `built` (train_step.Built) epoch by epoch; the chief writes the outputs."""
+    """Runs `built` (train_step.Built, of a settled config) epoch by epoch; the chief
+    writes the outputs."""
 
-    built: object
-    manager: tf.train.CheckpointManager
-    writer: object
-    show_progress: bool
-    chief: bool
-    iterator: object = None
-    saved_step: int = 0
-    started: float = None         # when this process's loop started (perf_counter)
-    eval_seconds: float = 0.0     # ... and the time it spent evaluating since
-    evaluated_step: int = -1      # the step of the last evaluation
-    cluster_watch: object = None  # preemption.ClusterWatch of a multi-worker job
-    evaluator: object = None      # evaluation.evaluator.Evaluator, on the chief, with --eval_every_*
-    nan_at_steps: list = dataclasses.field(init=False)  # config's, consumed: _inject_nan
-
-    def __post_init__(self):
-        self.config = self.built.config
-        self.state = self.built.state
-        self.per_epoch = self.built.steps_per_epoch
+    def __init__(self, built, manager, writer, chief, signalled=preemption.NEVER,
+                 evaluator=None):
+        """manager: the tf.train.CheckpointManager every save goes through.
+        writer: the training summaries' writer (a no-op one off the chief).
+        signalled: a preemption.StopRequest, true once SIGTERM or Ctrl-C arrived.
+        evaluator: an evaluation.evaluator.Evaluator, on the chief, with --eval_every_*.
+        """
+        self.built, self.manager, self.writer, self.chief = built, manager, writer, chief
+        self.evaluator = evaluator
+        self.config, self.state = built.config, built.state
+        self.per_epoch = built.steps_per_epoch
         self.grid_noise = rng.normal_rows([NUM_GRID_IMAGES, models.NOISE_DIM],
                                           [self.config.seed, 1])
-        self.nan_at_steps = sorted(self.config.debug_nan_at_steps)
+        self.iterator, self.saved_step = None, None
+        self.started = None         # when this process's loop started (perf_counter)
+        self.eval_seconds = 0.0     # ... and the time it spent evaluating since
+        self.evaluated_step = -1    # the step of the last evaluation
+        self.stop, self.cluster_watch = signalled, None
+        if strategies.num_workers(built.strategy) > 1:
+            # A signal on one worker of several cannot start the collective save alone:
+            # the workers agree on a step and all save there (preemption.py).
+            self.cluster_watch = preemption.ClusterWatch(
+                built.strategy, manager.checkpoint, self.save, signalled)
+            self.stop = preemption.NEVER
 
-    def run(self, step, total_steps, stop):
-        """Trains from global `step` to `total_steps`, or until `stop` becomes true.
+    def run(self, step, total_steps):
+        """Trains from global `step` to `total_steps`, or until a stop signal.
 
-        Returns (the last epoch's mean metrics, the step reached, the last saved step).
+        Returns (the last epoch's mean metrics, the step reached).
         """
+        stop = self.stop
         self.iterator = self.built.iterator(step)
         self.saved_step, epoch_metrics, first = step, None, step
         if self.started is None:  # a rollback runs the loop again: one clock
@@ -107,7 +110,7 @@ class EpochLoop:
         if (self.evaluator and step == total_steps and step > first
                 and self.evaluated_step != step):
             self._evaluate(epoch, step)  # where the run ends, whatever the period
-        return epoch_metrics, step, self.saved_step
+        return epoch_metrics, step
 
     def write_grid(self, step, epoch=None):
         """The article's grid after whole `epoch`, or one named by `step` where a run
@@ -160,25 +163,18 @@ class EpochLoop:
         every = self.config.save_every_steps
         return bool(every) and step % every == 0
 
-    def save(self, step):
-        if step == self.saved_step:  # already on disk (a preemption at a save point)
+    def save(self, step, even_if_saved=False):
+        """The one way a run saves: checkpoint `step`, unless it is already on disk (a
+        stop or the end at a save point), or `even_if_saved`."""
+        if step == self.saved_step and not even_if_saved:
             return
         checkpoints.save(self.manager, step, self.chief)
         self.saved_step = step
 
-    def _inject_nan(self, step, num_steps):
-        """--debug_nan_at_steps: a divergence on purpose, to exercise --on_nan. Before
-        the call that trains step s of the list (each entry once), the generator's first
-        kernel becomes NaN, so that call's losses are really non-finite."""
-        if self.nan_at_steps and step < self.nan_at_steps[0] <= step + num_steps:
-            self.nan_at_steps.pop(0)
-            kernel = self.state.generator.trainable_variables[0]
-            kernel.assign(tf.fill(kernel.shape, float("nan")))
-
     def _steps(self, step, epoch_end, epoch, stop):
         """Compiled calls up to `epoch_end`; returns (metric sums, steps run)."""
         progress = (keras.utils.Progbar(self.per_epoch, stateful_metrics=METRICS)
-                    if self.show_progress else None)
+                    if self.config.progress_bar else None)
         sums, first = dict.fromkeys(METRICS, 0.0), step
         every = self.config.save_every_steps
         # From the config, not from whether this worker evaluates (the chief alone
@@ -190,7 +186,6 @@ class EpochLoop:
             next_eval = (step // evals + 1) * evals if evals else epoch_end
             num_steps = min(self.config.steps_per_loop, epoch_end - step, next_save - step,
                             next_eval - step)
-            self._inject_nan(step, num_steps)
             metrics = {k: float(v) for k, v in  # float(): waits for the device
                        self.built.train_steps(self.iterator, tf.constant(num_steps)).items()}
             step += num_steps

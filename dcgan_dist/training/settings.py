@@ -5,11 +5,14 @@ this strategy and platform, and says why for each choice the log prints:
 - precision: what the workdir was trained with when it resumes, else the platform's;
 - jit_compile: the platform's (hardware.py);
 - sync_batch_norm: on when there are several replicas, and never together with XLA,
-  which cannot compile the all-reduce inside the forward pass.
+  which cannot compile the all-reduce inside the forward pass;
+- progress_bar: on when stdout is a terminal.
+`trainer.train` resolves once per run; `train_step.build` refuses an unsettled config.
 Resolving a resolved config changes nothing.
 """
 
 import dataclasses
+import sys
 
 from dcgan_dist.errors import ConfigError
 from dcgan_dist.training import hardware
@@ -35,6 +38,8 @@ def resolve(config, strategy, recorded=None, platform=None):
     notes += choices
     if config.sync_batch_norm is None:
         config = dataclasses.replace(config, sync_batch_norm=num_replicas > 1)
+    if config.progress_bar is None:
+        config = dataclasses.replace(config, progress_bar=sys.stdout.isatty())
     if config.jit_compile and config.sync_batch_norm:
         raise ConfigError(
             "--jit_compile=true cannot compile synchronized batch norm (it all-reduces "

@@ -11,8 +11,8 @@ import os
 import tensorflow as tf
 
 from dcgan_dist.errors import ConfigError
+from dcgan_dist.training.config import STRATEGIES
 
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
 def _split_cpu(num_devices):

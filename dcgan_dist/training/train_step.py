@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from dcgan_dist import models, rng
 from dcgan_dist.data import pipeline
-from dcgan_dist.training import ema, losses, settings
+from dcgan_dist.training import ema, losses
 from dcgan_dist.training.config import PRECISIONS
 
 METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
@@ -110,18 +110,18 @@ def _skip_together(gen_grads, disc_grads):
 
 
 def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
-                     ema_decay=None):
+                     ema_schedule=None):
     """A tf.function `train_steps(iterator, num_steps)` returning mean metrics.
 
     jit_compile: compile each replica's forward and backward pass with XLA. The
     optimizer updates stay outside XLA: their gradient all-reduce is a cross-replica
     call that XLA cannot hold under every strategy.
-    ema_decay: with `state.generator_ema`, a function of the images seen giving the
-    averaging decay of that step (`ema.decay`).
+    ema_schedule: with `state.generator_ema`, a function of the images seen giving the
+    averaging decay of that step (`ema.decay`, bound to the config).
     """
     generator, discriminator = state.generator, state.discriminator
-    if state.generator_ema is not None and ema_decay is None:
-        raise ValueError("the state averages its generator: pass ema_decay")
+    if state.generator_ema is not None and ema_schedule is None:
+        raise ValueError("the state averages its generator: pass ema_schedule")
     loss_scaling = isinstance(state.generator_optimizer,
                               keras.optimizers.LossScaleOptimizer)
 
@@ -180,7 +180,7 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
             state.step.assign_add(1)
             if state.generator_ema is not None:  # cross-replica: see ema.py
                 ema.update(state.generator_ema, generator,
-                           ema_decay(state.step * global_batch_size))
+                           ema_schedule(state.step * global_batch_size))
         return {name: total / tf.cast(num_steps, tf.float32)
                 for name, total in totals.items()}
 
@@ -226,9 +226,11 @@ class Built:
 
 
 def build(config, strategy, images):
-    """Resolves `config` for `strategy` (settings.resolve), creates the state and its
-    compiled step. images: (images_fn, number of images), e.g. pipeline.tfds_images."""
-    config, _ = settings.resolve(config, strategy)
+    """The state and its compiled step for a settled `config` (settings.resolve, once per
+    run). images: (images_fn, number of images), e.g. pipeline.tfds_images."""
+    if not config.settled:
+        raise ValueError("build needs a settled config, every auto choice made: call "
+                         "settings.resolve(config, strategy) first")
     state = create_state(config, strategy)
     train_steps = make_train_steps(state, strategy, config.batch_size, config.jit_compile,
                                    functools.partial(ema.decay, config))

@@ -1,15 +1,16 @@
 """Training: the one place that wires models, data, losses, summaries and checkpoints
 together.
 
-    settings.resolve  -> every open choice made (precision, XLA, batch norm), with reasons
+    strategies.make_strategy -> the tf.distribute strategy the config names
+    settings.resolve  -> every open choice made (precision, XLA, batch norm, progress
+                         bar), with reasons; once per run
     train_step.build  -> the state and the compiled step (train_step.py)
     loop.EpochLoop    -> the Python loop of epochs around it (loop.py)
-    train(config, strategy) runs them, restoring, saving and stopping on signals.
+    train(config) runs them, restoring, saving and stopping on signals.
 """
 
 import contextlib
 import math
-import sys
 
 import tensorflow as tf
 
@@ -18,14 +19,8 @@ from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline, sources, splits
 from dcgan_dist.errors import ConfigError, DataError, NonFiniteError, Preempted
 from dcgan_dist.evaluation import evaluator
-from dcgan_dist.training import (
-    checkpoints,
-    loop,
-    preemption,
-    settings,
-    strategies,
-    train_step,
-)
+from dcgan_dist.training import (checkpoints, loop, preemption, settings, strategies,
+                                 train_step)
 from dcgan_dist.training.train_step import weights_fingerprint
 
 MAX_ROLLBACKS = 3  # --on_nan=rollback: halve the learning rates at most this many times
@@ -45,11 +40,20 @@ def _load_images(config):
     return builder, images_fn, num_examples
 
 
-def train(config, strategy):
-    """Trains the article's DCGAN under `strategy`; returns the last epoch's metrics.
+def train(config, strategy=None):
+    """Trains the article's DCGAN; returns the last epoch's metrics.
 
     Resumes from the latest checkpoint in `config.workdir` when there is one.
+    strategy: by default the one `config.strategy` names; tests pass one they share,
+    since a process cannot hold two strategies over the same devices.
     """
+    if config.deterministic:
+        # Process-wide, before any op runs; every random op here is explicitly seeded,
+        # as determinism requires.
+        tf.config.experimental.enable_op_determinism()
+    if strategy is None:
+        strategy = strategies.make_strategy(config.strategy, config.cpu_replicas,
+                                            config.tpu)
     chief = strategies.is_chief(strategy)
     saved = layout.read_config(config.workdir)
     config, notes = settings.resolve(config, strategy, recorded=saved)
@@ -68,9 +72,7 @@ def train(config, strategy):
         layout.write_config(config.workdir, config.resume_fields())
     built = train_step.build(config, strategy, (images_fn, num_examples))
     state, per_epoch = built.state, built.steps_per_epoch
-    total_steps = config.epochs * per_epoch
-    if config.max_steps:
-        total_steps = min(total_steps, config.max_steps)
+    total_steps = config.total_steps(per_epoch)
     checkpoint = state.checkpoint()
     # Before the manager exists: it reads the list of checkpoints that this may change.
     restored = checkpoints.restore_latest_good(
@@ -85,31 +87,23 @@ def train(config, strategy):
           + (f" | resumed from {restored} at step {start_step}" if restored else ""),
           flush=True)
 
-    writer = (tf.summary.create_file_writer(layout.train_summaries(config.workdir))
-              if chief else tf.summary.create_noop_writer())
-    show_progress = (sys.stdout.isatty() if config.progress_bar is None
-                     else config.progress_bar)
-    epochs = loop.EpochLoop(built, manager, writer, show_progress, chief)
     with contextlib.ExitStack() as cleanup:  # closed on every way out, errors included
+        writer = (tf.summary.create_file_writer(layout.train_summaries(config.workdir))
+                  if chief else tf.summary.create_noop_writer())
         cleanup.callback(writer.close)
+        scorer = None
         if chief and (config.eval_every_epochs or config.eval_every_images):
-            epochs.evaluator = evaluator.Evaluator(
+            scorer = evaluator.Evaluator(
                 config.dataset, config.data_dir, config.tfds_data_dir, config.workdir,
                 num_samples=config.eval_samples, seed=config.seed,
                 compare_earlier=config.eval_earlier)
-            cleanup.callback(epochs.evaluator.close)
+            cleanup.callback(scorer.close)
         signalled = cleanup.enter_context(preemption.stop_on_signals())
-        stop = signalled
-        if strategies.num_workers(strategy) > 1:
-            # A signal on one worker of several cannot start the collective save alone:
-            # the workers agree on a step and all save there (preemption.py).
-            epochs.cluster_watch = preemption.ClusterWatch(strategy, checkpoint, epochs.save,
-                                                           signalled)
-            stop = preemption.NEVER
+        epochs = loop.EpochLoop(built, manager, writer, chief, signalled, scorer)
         step = start_step
         for rollbacks in range(MAX_ROLLBACKS + 1):
             try:
-                epoch_metrics, step, saved_step = epochs.run(step, total_steps, stop)
+                epoch_metrics, step = epochs.run(step, total_steps)
                 break
             except loop.NonFinite as failure:
                 step = _roll_back(config, state, checkpoint, failure, rollbacks, chief)
@@ -121,13 +115,12 @@ def train(config, strategy):
                     "resume.") from None
         if chief and step > start_step and epochs.ended_mid_epoch(step):
             epochs.write_grid(step)  # a smoke run or a stop shows something too
-        if stop:
-            if step != saved_step:
-                checkpoints.save(manager, step, chief)
-            raise Preempted(f"{stop.signal_name} at step {step}: checkpoint saved in "
-                            f"{manager.directory}; run the same command to resume.")
-        if step != saved_step or (restored is None and step == 0):
-            checkpoints.save(manager, step, chief)
+        # A new run that trains no step (and is not stopped) still leaves its initial
+        # state, as step 0.
+        epochs.save(step, even_if_saved=restored is None and step == 0 and not epochs.stop)
+        if epochs.stop:
+            raise Preempted(f"{epochs.stop.signal_name} at step {step}: checkpoint saved "
+                            f"in {manager.directory}; run the same command to resume.")
         if chief:
             images.save_gif(config.workdir, per_epoch)
     print(f"train | done | step: {step} | weights: {weights_fingerprint(state)}",
