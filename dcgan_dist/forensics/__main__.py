@@ -25,22 +25,26 @@ from absl import flags
 
 from dcgan_dist import cli
 from dcgan_dist.errors import ConfigError
+from dcgan_dist.forensics.config import ARCHITECTURES, DetectorConfig
 
 FLAGS = flags.FLAGS
 COMMANDS = ("train", "evaluate")
 flags.DEFINE_list("workdirs", [], "train: the pool of generators (entries as above).")
 flags.DEFINE_string("checkpoints", "all", "train: the selector of entries that name "
                     "none (all, latest, even, odd, or steps joined by +).")
-flags.DEFINE_enum("detector", "cnn", ["cnn", "spectral", "spectral_residual"],
-                  "train: the detector (see detectors.py).")
-flags.DEFINE_list("augment", [], "train: augmentations, each applied to half the images: "
-                  "blur, jpeg, noise, resize.")
-flags.DEFINE_integer("epochs", 5, "train: epochs.")
-flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"], "train: the "
+_DEFAULT = DetectorConfig()  # the detector that measured best (docs/forensics.md)
+flags.DEFINE_enum("detector", _DEFAULT.architecture, list(ARCHITECTURES),
+                  "train: the detector (see detectors.py); spectral_residual measured best "
+                  "on generators it never saw.")
+flags.DEFINE_list("augment", list(_DEFAULT.augment), "train: augmentations, each applied "
+                  "to half the images: blur, jpeg, noise, resize (--augment= for none).")
+flags.DEFINE_integer("epochs", _DEFAULT.epochs, "train: epochs.")
+flags.DEFINE_enum("lr_schedule", _DEFAULT.lr_schedule, ["constant", "cosine"], "train: the "
                   "learning rate held, or decayed to 0 along a cosine over the epochs.")
-flags.DEFINE_integer("batch_size", 256, "train: global batch size.")
-flags.DEFINE_float("learning_rate", 1e-3, "train: Adam learning rate.")
-flags.DEFINE_integer("samples_per_generator", 5000, "Images drawn from each generator "
+flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "train: global batch size.")
+flags.DEFINE_float("learning_rate", _DEFAULT.learning_rate, "train: Adam learning rate.")
+flags.DEFINE_integer("samples_per_generator", _DEFAULT.per_generator, "Images drawn from "
+                     "each generator "
                      "(train), or at most (evaluate: a set's fakes match --num_real).")
 flags.DEFINE_string("out_dir", None, "train: the detector's folder (a new one).")
 flags.DEFINE_string("export_dir", None, "train: also export the detector SavedModel here.")
@@ -83,13 +87,14 @@ def _builder(generators):
 
 
 def _train():
-    from dcgan_dist.forensics import detectors, pool
+    from dcgan_dist.forensics import pool
     if not FLAGS.out_dir:
         raise ConfigError("train needs --out_dir, a new folder for the detector.")
-    unknown = set(FLAGS.augment) - set(detectors.AUGMENTATIONS)
-    if unknown:
-        raise ConfigError(f"--augment={','.join(sorted(unknown))} is unknown; use "
-                          f"{', '.join(detectors.AUGMENTATIONS)}.")
+    config = DetectorConfig(
+        architecture=FLAGS.detector, augment=FLAGS.augment, epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+        lr_schedule=FLAGS.lr_schedule, per_generator=FLAGS.samples_per_generator,
+        seed=FLAGS.seed)
     entries = _entries(FLAGS.workdirs)
     generators = pool.parse(entries)
     builder = _builder(generators)
@@ -97,10 +102,8 @@ def _train():
     from dcgan_dist.serving import savedmodel
     from dcgan_dist.training import strategies
     strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
-    model, record = training.train(
-        strategy, generators, builder, FLAGS.out_dir, FLAGS.detector, FLAGS.augment,
-        FLAGS.epochs, FLAGS.batch_size, FLAGS.learning_rate, FLAGS.samples_per_generator,
-        seed=FLAGS.seed, entries=entries, lr_schedule=FLAGS.lr_schedule)
+    model, record = training.train(config, strategy, generators, builder, FLAGS.out_dir,
+                                   entries=entries)
     if FLAGS.export_dir:
         savedmodel.export_detector(model, FLAGS.export_dir)
     print(f"forensics | trained {FLAGS.detector} on {record['images']} images from "

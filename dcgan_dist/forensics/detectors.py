@@ -21,9 +21,7 @@ import tensorflow as tf
 from keras import layers
 
 from dcgan_dist import models
-
-ARCHITECTURES = ("cnn", "spectral", "spectral_residual")
-AUGMENTATIONS = ("blur", "jpeg", "noise", "resize")
+from dcgan_dist.forensics.config import ARCHITECTURES, AUGMENTATIONS
 
 
 @keras.saving.register_keras_serializable(package="dcgan_dist")

@@ -22,8 +22,6 @@ from dcgan_dist.forensics import detectors, pool
 from dcgan_dist.serving import detection
 
 RECORD_FILE = "detector.json"
-
-
 def training_images(generators, builder, per_generator, seed):
     """(uint8 images, labels: 1 real, 0 generated), balanced and shuffled."""
     fakes = np.concatenate([pool.samples(g, per_generator, first_seed=0) for g in generators])
@@ -49,40 +47,40 @@ def _dataset(images, labels, batch_size, augment, seed, training):
     return data.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
 
 
-def train(strategy, generators, builder, out_dir, architecture="cnn", augment=(),
-          epochs=5, batch_size=256, learning_rate=1e-3, per_generator=5000,
-          val_fraction=0.1, seed=0, entries=(), lr_schedule="constant"):
-    """Trains, checkpoints and records a detector in `out_dir`; returns (model, record)."""
+def train(config, strategy, generators, builder, out_dir, entries=()):
+    """Trains, checkpoints and records a detector (a DetectorConfig) in `out_dir`;
+    returns (model, record). entries: the pool as the command line named it."""
     if os.path.exists(os.path.join(out_dir, RECORD_FILE)):
         raise ConfigError(f"--out_dir={out_dir} already holds a trained detector; name a "
                           "new folder.")
+    batch_size, seed = config.batch_size, config.seed
     if batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"--batch_size={batch_size} does not divide across "
                           f"{strategy.num_replicas_in_sync} replicas.")
-    images, labels = training_images(generators, builder, per_generator, seed)
-    validation = max(1, int(len(images) * val_fraction))
+    images, labels = training_images(generators, builder, config.per_generator, seed)
+    validation = max(1, int(len(images) * config.val_fraction))
     if len(images) - validation < batch_size:
         raise DataError(f"the pool gives {len(images)} images, too few for a batch of "
                         f"{batch_size}; add generators or raise --samples_per_generator.")
-    if lr_schedule not in ("constant", "cosine"):
-        raise ConfigError(f"--lr_schedule={lr_schedule} is unknown; use constant or cosine.")
-    if lr_schedule == "cosine":
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
         # Decays to 0 over the run: the last epochs settle the tails of the score
         # distributions, which TPR at 1% false positives reads.
-        steps = epochs * ((len(images) - validation) // batch_size)
+        steps = config.epochs * ((len(images) - validation) // batch_size)
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     tf.keras.utils.set_random_seed(seed)  # shuffling and augmentation draws
     with strategy.scope():
-        model = detectors.make_detector(architecture, seed)
+        model = detectors.make_detector(config.architecture, seed)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       loss=keras.losses.BinaryCrossentropy(from_logits=True),
                       metrics=[keras.metrics.BinaryAccuracy(threshold=0.0,
                                                             name="accuracy")])
     model.fit(
-        _dataset(images[validation:], labels[validation:], batch_size, augment, seed, True),
+        _dataset(images[validation:], labels[validation:], batch_size, config.augment, seed,
+                 True),
         validation_data=_dataset(images[:validation], labels[:validation], batch_size, (),
                                  seed, False),
-        epochs=epochs, verbose=2,
+        epochs=config.epochs, verbose=2,
         callbacks=[keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
                    keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup"))])
     tf.train.Checkpoint(detector=model).write(
@@ -92,10 +90,10 @@ def train(strategy, generators, builder, out_dir, architecture="cnn", augment=()
     scores = detection.score_images(model, images[:validation])
     real, fake = scores[labels[:validation] == 1], scores[labels[:validation] == 0]
     threshold = metrics.best_threshold(real, fake)
-    record = {"architecture": architecture, "augment": list(augment), "pool": list(entries),
-              "generators": [g.name for g in generators], "images": int(len(images)),
-              "validation_images": validation, "epochs": epochs, "lr_schedule": lr_schedule,
-              "seed": seed,
+    record = {"architecture": config.architecture, "augment": list(config.augment),
+              "pool": list(entries), "generators": [g.name for g in generators],
+              "images": int(len(images)), "validation_images": validation,
+              "epochs": config.epochs, "lr_schedule": config.lr_schedule, "seed": seed,
               "threshold_logit": threshold,
               "validation": metrics.detection_metrics(real, fake, threshold)}
     with open(os.path.join(out_dir, RECORD_FILE), "w") as f:

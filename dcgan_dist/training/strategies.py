@@ -14,7 +14,6 @@ from dcgan_dist.errors import ConfigError
 from dcgan_dist.training.config import STRATEGIES
 
 
-
 def _split_cpu(num_devices):
     """Expose the host CPU as `num_devices` logical devices (before TF initializes)."""
     cpu = tf.config.list_physical_devices("CPU")[0]

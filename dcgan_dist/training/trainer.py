@@ -19,8 +19,14 @@ from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline, sources, splits
 from dcgan_dist.errors import ConfigError, DataError, NonFiniteError, Preempted
 from dcgan_dist.evaluation import evaluator
-from dcgan_dist.training import (checkpoints, loop, preemption, settings, strategies,
-                                 train_step)
+from dcgan_dist.training import (
+    checkpoints,
+    loop,
+    preemption,
+    settings,
+    strategies,
+    train_step,
+)
 from dcgan_dist.training.train_step import weights_fingerprint
 
 MAX_ROLLBACKS = 3  # --on_nan=rollback: halve the learning rates at most this many times
