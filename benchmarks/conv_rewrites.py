@@ -11,7 +11,7 @@ Each rewrite computes exactly what the plain op computes, from the same 5x5 kern
 - the discriminator's stride-2 convolution as space_to_depth plus a 3x3 convolution.
 The script times forward plus both gradients of each pair and prints their largest
 relative differences; tests/test_conv_rewrites.py checks the equivalence in float32.
-Measured here, none was faster (README, "Measured here"), so the models keep the plain
+Measured, none was faster (docs/measurements.md), so the models keep the plain
 Keras layers.
 """
 

@@ -12,7 +12,8 @@ the time of an all-reduce of the gradients alone (the same tensors a step sums: 
 networks' trainable variables, 2,518,337 float32 values) as a share of the step.
 
 All replicas here share the same 2 CPU cores, so this measures the overhead of going
-distributed, not a speed-up; see README.md for what the same volumes mean on GPUs.
+distributed, not a speed-up; docs/measurements.md says what the same volumes mean on
+GPUs.
 """
 
 import json

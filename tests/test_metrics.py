@@ -69,7 +69,8 @@ def test_fid_and_kid_rank_real_images_far_below_degraded_ones(sets):
         assert fid[bad] > 10 * fid["train"], (bad, fid)
         assert kid[bad] > 20 * abs(kid["train"]), (bad, kid)
     # Degrees of damage rank too: blurred garments are nearer the data than noise
-    # (README: FID 108 against 255, KID 11.6 against 36.4).
+    # (docs/design.md, "What the GAN learned": FID 108 against 255, KID x1000 11.6
+    # against 36.4).
     assert fid["blurred"] < fid["noise"] and kid["blurred"] < kid["noise"], (fid, kid)
     # Unbiased: two real sets differ by sampling noise alone, so KID is about zero.
     assert abs(kid["train"]) < 0.05 * kid["blurred"]

@@ -13,7 +13,8 @@ import tensorflow as tf
 from dcgan_dist import models
 
 # The second word of every per-image stateless seed: keeps these draws apart from the
-# training noise, which rng.py derives from (--seed, step) pairs.
+# training noise, whose per-step seeds come from the checkpointed tf.random.Generator
+# of the training state (training/train_step.py), and from the grid's [--seed, 1].
 _SEED_SALT = 0x5A3D1E
 
 

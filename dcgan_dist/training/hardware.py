@@ -1,7 +1,7 @@
 """Per-platform defaults for `--precision=auto` and `--jit_compile=auto`.
 
 Each choice comes with the reason the log prints. The CPU choices were measured with
-`benchmarks/epoch_time.py` on this project's 2-core machines (README, "Measured here");
+`benchmarks/epoch_time.py` on this project's 2-core machines (docs/measurements.md);
 the GPU and TPU choices follow what those chips are built for (no accelerator was lent
 to measure them here), and either flag overrides them.
 """
