@@ -1,5 +1,6 @@
 """Finding data offline: local folders first, fail fast with the ways to get it."""
 
+import socket
 import time
 
 import pytest
@@ -36,9 +37,29 @@ def test_unknown_and_wrongly_shaped_datasets_are_refused(tmp_path):
     assert time.monotonic() - started < 10  # refused from its metadata, nothing fetched
 
 
-@pytest.mark.skipif(sources.network_reachable(sources.DOWNLOAD_HOSTS["mnist"]),
-                    reason="this machine can download MNIST")
-def test_offline_mnist_fails_fast_naming_every_way_to_get_it(tmp_path):
+def _closed_loopback_port():
+    """A loopback port nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_network_check_goes_through_the_configured_proxy(monkeypatch):
+    """Offline is what the proxy (or the host) answers: a listening proxy on loopback
+    counts as online, a refused one as offline, whatever this machine can reach."""
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        assert sources.network_reachable(sources.DOWNLOAD_HOSTS["mnist"])
+    monkeypatch.setenv("HTTPS_PROXY", f"127.0.0.1:{_closed_loopback_port()}")
+    assert not sources.network_reachable(sources.DOWNLOAD_HOSTS["mnist"])
+
+
+def test_offline_mnist_fails_fast_naming_every_way_to_get_it(tmp_path, monkeypatch):
+    # Offline on every machine, online ones included: the downloads would go through a
+    # proxy that refuses (the check above shows the proxy is what is asked).
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_loopback_port()}")
     started = time.monotonic()
     with pytest.raises(DataError) as error:
         sources.load_builder("mnist", tfds_data_dir=str(tmp_path))

@@ -1,0 +1,173 @@
+"""Writes docs/flags.md: every flag of every command, from the absl definitions themselves.
+
+    python docs/flags.py > docs/flags.md
+    python docs/flags.py --write          # the same, into docs/flags.md
+
+Each command module defines its flags into absl's global FLAGS when imported, and two
+command modules in one process clash (both define --workdir), so each is imported in a
+subprocess of its own, which prints its flags as JSON. Importing a command does not run
+it (its main is behind `if __name__ == "__main__"`), and does not import TensorFlow.
+tests/test_docs.py fails when docs/flags.md differs from what this prints.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUTPUT = os.path.join(ROOT, "docs", "flags.md")
+
+# (command, module that defines its flags, how it is called)
+COMMANDS = (
+    ("train", "dcgan_dist.train", "python -m dcgan_dist.train --flags"),
+    ("evaluate", "dcgan_dist.evaluate", "python -m dcgan_dist.evaluate --workdir=WORKDIR --flags"),
+    ("generate", "dcgan_dist.generate", "python -m dcgan_dist.generate --workdir=WORKDIR --flags"),
+    ("export", "dcgan_dist.export",
+     "python -m dcgan_dist.export --workdir=WORKDIR --export_dir=DIR --flags"),
+    ("detect", "dcgan_dist.detect",
+     "python -m dcgan_dist.detect --workdir=WORKDIR|--detector=EXPORT_DIR FILE.png|FILE.npz ..."),
+    ("forensics", "dcgan_dist.forensics.__main__",
+     "python -m dcgan_dist.forensics train|evaluate --flags"),
+)
+
+# A sentence a command's flags need that its first docstring paragraph doesn't give.
+NOTES = {
+    "forensics": "Pool entries (`--workdirs`, each entry of `--sets`) are "
+                 "`WORKDIR[@all|latest|even|odd|STEP+STEP][#raw|#averaged]`, or an `.npz` "
+                 "of uint8 images; results: [forensics.md](forensics.md).",
+}
+
+# Run in a fresh interpreter: import one command module, print the flags the package
+# defined (the module's own and those it defines through dcgan_dist.cli), in definition
+# order, as JSON.
+_DUMP = r"""
+import importlib, json, sys
+from absl import flags
+module = importlib.import_module(sys.argv[1])
+FLAGS = flags.FLAGS
+ours = {id(f) for name, fs in FLAGS.flags_by_module_dict().items()
+        if name == "dcgan_dist" or name.startswith("dcgan_dist.") for f in fs}
+rows, seen = [], set()
+for name in FLAGS:
+    f = FLAGS[name]
+    if id(f) not in ours or f.name in seen:
+        continue
+    seen.add(f.name)
+    default = f.default
+    if not isinstance(default, (type(None), bool, int, float, str, list)):
+        default = f.default_as_str
+    rows.append({
+        "name": f.name,
+        "type": f.flag_type(),
+        "boolean": bool(f.boolean),
+        "default": default,
+        "choices": list(getattr(f.parser, "enum_values", None) or []),
+        "required": any("must have a value other than None" in getattr(v, "message", "")
+                        for v in f.validators),
+        "help": f.help,
+        "module": FLAGS.find_module_defining_flag(f.name),
+    })
+doc = (module.__doc__ or "").strip().split("\n\n")[0]
+print(json.dumps({"doc": " ".join(doc.split()), "flags": rows}))
+"""
+
+
+def dump(module):
+    """The flags `module` defines, read in a subprocess: a dict with "doc" and "flags"."""
+    return json.loads(_run([_dump_process(module)])[0])
+
+
+def _dump_process(module):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-c", _DUMP, module], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _run(processes):
+    outputs = []
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        if process.returncode:
+            raise RuntimeError(f"{process.args[-1]}: exit {process.returncode}\n{err}")
+        outputs.append(out)
+    return outputs
+
+
+def dump_all():
+    """{command: {"doc", "flags"}} for every command, the subprocesses run side by side."""
+    processes = [_dump_process(module) for _, module, _ in COMMANDS]
+    return {command: json.loads(out)
+            for (command, _, _), out in zip(COMMANDS, _run(processes))}
+
+
+def _default(flag):
+    value = flag["default"]
+    if flag["required"]:
+        return "required"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return f"`{','.join(map(str, value))}`" if value else "empty"
+    if value == "":
+        return '`""`'
+    return f"`{value}`"
+
+
+def _cell(text):
+    text = " ".join(str(text).split())
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render(commands):
+    """docs/flags.md's text from dump_all()'s result."""
+    lines = [
+        "# Flags of every command",
+        "",
+        "<!-- Generated by docs/flags.py from the flag definitions; do not edit. "
+        "Regenerate: python docs/flags.py --write -->",
+        "",
+        "Generated from the absl flag definitions (`python docs/flags.py --write`; "
+        "`tests/test_docs.py` fails when this page is out of date). Each command also "
+        "prints its flags with `--helpfull`; a boolean flag is turned off with `--noNAME`. "
+        "A flag that appears in several commands is listed under each.",
+        "",
+        " · ".join(f"[{command}](#{command})" for command, _, _ in COMMANDS),
+    ]
+    for command, module, usage in COMMANDS:
+        info = commands[command]
+        path = module.replace(".", "/") + ".py"
+        lines += ["", f"## {command}", "", "```sh", usage, "```", "",
+                  f"{info['doc']} Defined in [{path}](../{path})"
+                  + (" and [dcgan_dist/cli.py](../dcgan_dist/cli.py)"
+                     if any(f["module"] == "dcgan_dist.cli" for f in info["flags"]) else "")
+                  + "."]
+        if command in NOTES:
+            lines += ["", NOTES[command]]
+        lines += ["", "| flag | default | meaning |", "| --- | --- | --- |"]
+        for flag in info["flags"]:
+            meaning = flag["help"]
+            if flag["choices"]:  # absl's own prefix "<a|b>: " becomes a sentence
+                prefix = f"<{'|'.join(flag['choices'])}>: "
+                meaning = meaning[len(prefix):] if meaning.startswith(prefix) else meaning
+                meaning = f"One of {', '.join(flag['choices'])}. {meaning}"
+            lines.append(f"| `--{flag['name']}` | {_default(flag)} | {_cell(meaning)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    text = render(dump_all())
+    if argv[1:] == ["--write"]:
+        with open(OUTPUT, "w") as f:
+            f.write(text)
+        print(f"wrote {os.path.relpath(OUTPUT, ROOT)}", file=sys.stderr)
+    elif argv[1:]:
+        sys.exit("usage: python docs/flags.py [--write]")
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
