@@ -9,8 +9,8 @@ Takes 28x28 image files (PNG, or any format imageio reads; colour is turned grey
 .npz files of uint8 images [N, 28, 28] (as dcgan_dist.generate writes). Prints one line
 per image: its name (PATH, or PATH[i] inside an .npz), a tab, the probability.
 
-Exit status: 0 done; 1 unexpected error; 2 bad flag or missing --workdir; 3 an unusable
-image file, or a missing or damaged checkpoint or detector.
+Exit statuses: dcgan_dist/errors.py (3: an unusable image file, or a missing or damaged
+checkpoint or detector).
 """
 
 import os

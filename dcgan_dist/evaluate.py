@@ -11,8 +11,8 @@ the step and the checkpoint path) and writes them to TensorBoard under WORKDIR/e
 The first evaluation of a dataset trains its feature classifier (~20 s on two cores) and
 caches it beside the prepared data.
 
-Exit status: 0 done; 1 unexpected error; 2 bad flag or missing --workdir; 3 missing or
-damaged checkpoint, or missing data (a --data_dir without the t10k test files included).
+Exit statuses: dcgan_dist/errors.py (3: a missing or damaged checkpoint, or missing
+data, a --data_dir without the t10k test files included).
 """
 
 from absl import flags
@@ -24,8 +24,9 @@ cli.define_checkpoint_flags()
 flags.DEFINE_integer("num_samples", 10000, "Generated images, and real test images.")
 flags.DEFINE_integer("seed", 0, "The samples are those of seeds seed .. seed+N-1.")
 flags.DEFINE_string("dataset", None, "tfds dataset (default: the one the run trained on).")
-flags.DEFINE_string("data_dir", None, "Folder of MNIST-format IDX files, as in training; "
-                    "evaluation also needs its t10k test files.")
+flags.DEFINE_string("data_dir", None, "Folder of MNIST-format IDX files (default: the "
+                    "one the run trained on, from its config.json); evaluation also needs "
+                    "its t10k test files.")
 flags.DEFINE_string("tfds_data_dir", None, "Where tensorflow-datasets keeps prepared data.")
 flags.DEFINE_string("classifier_dir", None, "Where to cache the feature classifier "
                     "(default: beside the prepared data).")
@@ -37,11 +38,15 @@ def evaluate():
     from dcgan_dist import workdir as layout
     from dcgan_dist.serving import runs
     path = runs.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
-    dataset = FLAGS.dataset or layout.read_config(FLAGS.workdir).get("dataset", "mnist")
+    recorded = layout.read_config(FLAGS.workdir)
+    dataset = FLAGS.dataset or recorded.get("dataset", "mnist")
+    # The run's own images by default: a run trained on an IDX folder evaluates against
+    # that folder's test files without --data_dir given again.
+    data_dir = FLAGS.data_dir or (None if FLAGS.dataset else recorded.get("data_dir"))
     # TensorFlow: only once the flags are known good.
     from dcgan_dist.evaluation import evaluator
     scorer = evaluator.Evaluator(
-        dataset, FLAGS.data_dir, FLAGS.tfds_data_dir, workdir=FLAGS.workdir,
+        dataset, data_dir, FLAGS.tfds_data_dir, workdir=FLAGS.workdir,
         num_samples=FLAGS.num_samples, seed=FLAGS.seed,
         classifier_dir=FLAGS.classifier_dir, compare_earlier=FLAGS.compare_earlier)
     generator, discriminator, step = runs.load_networks(path, FLAGS.raw_generator)

@@ -6,8 +6,8 @@ being real). See `serving` for the signatures.
     python -m dcgan_dist.detect --detector=runs/dcgan/export/detector image.png
 
 Writes EXPORT_DIR/generator, EXPORT_DIR/detector and EXPORT_DIR/export.json (the step
-and checkpoint they came from). Exit status: 0 done; 1 unexpected error; 2 bad flag or
-missing --workdir; 3 missing or damaged checkpoint.
+and checkpoint they came from). Exit statuses:
+dcgan_dist/errors.py.
 """
 
 import json

@@ -10,8 +10,7 @@ Image i is the image of seed --seed + i: the same seed gives the same image, wha
 --num_samples (and the exported generator's `from_seeds` signature agrees).
 The .npz holds `images` (uint8 [N, 28, 28]), `seeds` (int64 [N]) and `step`.
 
-Exit status: 0 done; 1 unexpected error; 2 bad flag or missing --workdir; 3 missing or
-damaged checkpoint.
+Exit statuses: dcgan_dist/errors.py.
 """
 
 import os

@@ -73,6 +73,12 @@ def test_evaluate_says_it_needs_the_test_files(trained_workdir, train_only_dir,
     assert message == (f"error: evaluation {NO_TEST_SPLIT}{train_only_dir} holds only "
                        f"training files; {ADD_TEST_FILES}.")
     assert snapshot(trained_workdir) == before  # no metrics.jsonl, no eval/
+    # Without --data_dir, evaluate reads the run's folder from its config.json (else it
+    # would look for a tfds dataset called my_images): the same sentence, same folder.
+    result = run_cli("dcgan_dist.evaluate", f"--workdir={trained_workdir}",
+                     f"--tfds_data_dir={own_tfds_dir}", "--num_samples=100")
+    assert _one_sentence(result, 3) == message
+    assert snapshot(trained_workdir) == before
 
 
 def test_training_with_evaluation_is_refused_before_writing(train_only_dir, own_tfds_dir,

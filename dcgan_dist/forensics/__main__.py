@@ -14,8 +14,8 @@ uint8 images (see pool.py). The exported detector has the signature of
 `dcgan_dist.export`'s detector/ (uint8 images [N, 28, 28, 1] -> probability_real and
 logit, float32 [N]), so `dcgan_dist.detect --detector=EXPORT_DIR` takes it.
 
-Exit status: 0 done; 1 unexpected error; 2 bad flag or a missing folder; 3 missing or
-damaged checkpoints, an empty pool, or images that are not 28x28.
+Exit statuses: dcgan_dist/errors.py (3: missing or damaged checkpoints, an empty pool,
+or images that are not 28x28).
 """
 
 import json

@@ -181,3 +181,10 @@ class TrainConfig:
 
     def resume_fields(self):
         return {key: getattr(self, key) for key in self.RESUME_KEYS}
+
+    def recorded_fields(self):
+        """What a new workdir's config.json records: the resume fields, and where the
+        data came from, so that `evaluate` finds it again without the flag (a resume may
+        read the same images from a moved folder, so data_dir is not compared)."""
+        data_dir = os.path.abspath(self.data_dir) if self.data_dir else None
+        return {**self.resume_fields(), "data_dir": data_dir}

@@ -75,7 +75,7 @@ def train(config, strategy=None):
             "evaluation during training (--eval_every_epochs, --eval_every_images)",
             ConfigError, ", or train without those flags")
     if chief:
-        layout.write_config(config.workdir, config.resume_fields())
+        layout.write_config(config.workdir, config.recorded_fields())
     built = train_step.build(config, strategy, (images_fn, num_examples))
     state, per_epoch = built.state, built.steps_per_epoch
     total_steps = config.total_steps(per_epoch)
