@@ -32,7 +32,8 @@ flags.DEFINE_integer("epochs", 50, "Epochs to train (the article: 50).")
 flags.DEFINE_enum("recipe", "article", ["article", "fast"],
                   "Hyper-parameters: article (the seed's: Adam 1e-4, beta1 0.9, batch 256, "
                   "no averaging) or fast (Adam 2e-4, beta1 0.5, batch 64, an averaged "
-                  "generator). The flags below override single values; see recipes.py.")
+                  "generator). The flags below override single values; see "
+                  "training/recipes.py.")
 flags.DEFINE_enum("generator", "dcgan", ["dcgan", "resize_conv"],
                   "Generator architecture: the article's transposed convolutions, or "
                   "nearest-neighbour upsampling then convolution (resize_conv).")

@@ -20,15 +20,16 @@ OUTPUT = os.path.join(ROOT, "docs", "flags.md")
 
 # (command, module that defines its flags, how it is called)
 COMMANDS = (
-    ("train", "dcgan_dist.train", "python -m dcgan_dist.train --flags"),
-    ("evaluate", "dcgan_dist.evaluate", "python -m dcgan_dist.evaluate --workdir=WORKDIR --flags"),
-    ("generate", "dcgan_dist.generate", "python -m dcgan_dist.generate --workdir=WORKDIR --flags"),
+    ("train", "dcgan_dist.train", "python -m dcgan_dist.train [FLAGS]"),
+    ("evaluate", "dcgan_dist.evaluate", "python -m dcgan_dist.evaluate --workdir=WORKDIR [FLAGS]"),
+    ("generate", "dcgan_dist.generate", "python -m dcgan_dist.generate --workdir=WORKDIR [FLAGS]"),
     ("export", "dcgan_dist.export",
-     "python -m dcgan_dist.export --workdir=WORKDIR --export_dir=DIR --flags"),
+     "python -m dcgan_dist.export --workdir=WORKDIR --export_dir=DIR [FLAGS]"),
     ("detect", "dcgan_dist.detect",
-     "python -m dcgan_dist.detect --workdir=WORKDIR|--detector=EXPORT_DIR FILE.png|FILE.npz ..."),
+     "python -m dcgan_dist.detect --workdir=WORKDIR|--detector=EXPORT_DIR [FLAGS] "
+     "FILE.png|FILE.npz ..."),
     ("forensics", "dcgan_dist.forensics.__main__",
-     "python -m dcgan_dist.forensics train|evaluate --flags"),
+     "python -m dcgan_dist.forensics train|evaluate [FLAGS]"),
 )
 
 # A sentence a command's flags need that its first docstring paragraph doesn't give.
@@ -139,7 +140,7 @@ def render(commands):
     for command, module, usage in COMMANDS:
         info = commands[command]
         path = module.replace(".", "/") + ".py"
-        lines += ["", f"## {command}", "", "```sh", usage, "```", "",
+        lines += ["", f"## {command}", "", "```", usage, "```", "",
                   f"{info['doc']} Defined in [{path}](../{path})"
                   + (" and [dcgan_dist/cli.py](../dcgan_dist/cli.py)"
                      if any(f["module"] == "dcgan_dist.cli" for f in info["flags"]) else "")
