@@ -4,10 +4,29 @@ Models, losses, optimizers and `train_step` as the seed article writes them (Ker
 Sequential models with `input_shape`, `BinaryCrossentropy(from_logits=True)`, two
 `Adam(1e-4)`, noise of the full BATCH_SIZE drawn with `tf.random.normal` inside a
 `tf.function`); only wrapped in a function so the batch size can be chosen.
+
+As a script it is the article's loop as its reader runs it, a plain process fed from a
+numpy array through `tf.data` (Fashion-MNIST's IDX files stand in for MNIST), and prints
+its steady images/s as one JSON line (timing.py); benchmarks/epoch_time.py runs it:
+
+    python benchmarks/article.py --batch_size=256
+    python benchmarks/article.py --batch_size=256 --process_setup   # with the package's
 """
 
-import tensorflow as tf
-from tensorflow.keras import layers
+import argparse
+import json
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "--process_setup" in sys.argv:
+        # Before TensorFlow loads, as the package's commands do (process_setup.py).
+        from dcgan_dist import process_setup
+        process_setup.setup()
+
+import tensorflow as tf  # noqa: E402
+from tensorflow.keras import layers  # noqa: E402
 
 NOISE_DIM = 100
 
@@ -80,3 +99,39 @@ def make_article_train_step(batch_size):
             zip(gradients_of_discriminator, discriminator.trainable_variables))
 
     return train_step, generator
+
+
+def _main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup_steps", type=int, default=5)
+    parser.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist",
+                        help="MNIST-format IDX files (Debian's dataset-fashion-mnist)")
+    parser.add_argument("--process_setup", action="store_true",
+                        help="set the process up as the package's commands do")
+    args = parser.parse_args()
+    import timing
+    from dcgan_dist.data import idx  # numpy and gzip only
+
+    train_images, _ = idx.read_split(args.data_dir, "train")
+    train_images = (train_images.astype("float32") - 127.5) / 127.5  # as the article
+    batches = iter(tf.data.Dataset.from_tensor_slices(train_images)
+                   .shuffle(len(train_images)).batch(args.batch_size).repeat())
+    train_step, generator = make_article_train_step(args.batch_size)
+
+    def run_steps(n):
+        for _ in range(n):
+            train_step(next(batches))
+        generator.trainable_variables[0].numpy()  # waits for the last update
+
+    result = timing.steady_rate(run_steps, args.batch_size, args.steps, args.rounds,
+                                args.warmup_steps)
+    result.update(loop="article", batch_size=args.batch_size,
+                  process_setup=args.process_setup)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    _main()

@@ -15,10 +15,9 @@ Measured, none was faster (docs/measurements.md), so the models keep the plain
 Keras layers.
 """
 
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dcgan_dist import cli  # noqa: F401  first: TensorFlow's log, the process set up
 
 from absl import app, flags  # noqa: E402
 

@@ -1,145 +1,202 @@
-"""Times the package's training step against the article's, in one process, alternating.
+"""Times the package's training step against the article's, each loop in its own process.
 
-    python benchmarks/epoch_time.py                    # the package's defaults, batch 256
+    python benchmarks/epoch_time.py                       # batch 256, the article recipe
+    python benchmarks/epoch_time.py --batch_size=8 --recipe=fast
     python benchmarks/epoch_time.py --precision=fp32 --cpu_replicas=2
-    python benchmarks/epoch_time.py --op_breakdown     # and where the package's step goes
-    python benchmarks/epoch_time.py --quick            # under a minute, for a smoke check
+    python benchmarks/epoch_time.py --op_breakdown        # and where the package's step goes
+    python benchmarks/epoch_time.py --quick               # a smoke check
 
-Both loops train on the same real images (Fashion-MNIST through the package's data
-lookup) at the same global batch. Each round times `--steps` steps of the article's
-`train_step` (benchmarks/article.py) and then `--steps` steps of the package's loop;
-tracing and compilation are excluded by a warm-up of both. Reports the median images/s
-of each, their ratio, the projected seconds per 60,000-image epoch (the article quotes
-~600 s on its laptop), the process's peak memory, and writes the same as JSON.
+Three loops, each a fresh process, alternated `--repeats` times:
+- `article`: the article's loop as its reader runs it, a plain process
+  (benchmarks/article.py);
+- `article_setup`: the same under the package's process setup (process_setup.py), so a
+  gain splits into what the process setup gives and what the package's step gives;
+- `package`: the package's loop exactly as `python -m dcgan_dist.train` runs it (the
+  command's process setup, `train_step.build`, `--steps_per_loop` steps per call).
+Each process warms up (tracing, caches), then times `--rounds` rounds of `--steps`
+steps (timing.py); a loop's figure is the median over its processes. Beside images/s:
+minor page faults per step, peak memory, and GFLOP/s, from one step's FLOPs counted
+from the models' layers (flops.py), against this CPU's matrix-multiply peak in fp32 and
+bf16 (matmul_peak.py, its own process). Writes everything as JSON.
 """
 
 import json
 import os
-import resource
 import statistics
+import subprocess
 import sys
-import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dcgan_dist import cli  # first: TensorFlow's log, and the process set up as the CLI does
 
 from absl import app, flags, logging  # noqa: E402
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch_size", 256, "Global batch size of both loops.")
+flags.DEFINE_integer("batch_size", 256, "Global batch size of every loop.")
 flags.DEFINE_enum("recipe", "article", ["article", "fast"], "The package's recipe (its "
                   "Adam settings and generator averaging; --batch_size stays as given).")
-flags.DEFINE_integer("cpu_replicas", 1, "Replicas of the package's loop (logical CPUs).")
-flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16", "fp16"],
-                  "The package's precision (auto: as the training CLI chooses).")
+cli.define_strategy_flags("The package's ")
+cli.define_precision_flag("The package's precision (auto: as the training CLI chooses).")
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"],
                   "XLA for the package's step (auto: as the training CLI chooses).")
+flags.DEFINE_string("steps_per_loop", "auto", "The package's steps per tf.function call "
+                    "(auto: as the training CLI chooses).")
 flags.DEFINE_bool("op_breakdown", False, "Also profile a few package steps and print "
                   "the time per TensorFlow op type.")
-flags.DEFINE_integer("steps_per_loop", 1, "The package's steps per tf.function call.")
-flags.DEFINE_integer("steps", 20, "Timed steps per loop per round.")
-flags.DEFINE_integer("rounds", 3, "Alternating rounds (article, package).")
-flags.DEFINE_integer("warmup_steps", 3, "Untimed steps of each loop first.")
-flags.DEFINE_bool("quick", False, "A smoke run: 2 rounds of 5 steps.")
+flags.DEFINE_integer("steps", 20, "Timed steps per round.")
+flags.DEFINE_integer("rounds", 3, "Timed rounds per process.")
+flags.DEFINE_integer("warmup_steps", 5, "Untimed steps first.")
+flags.DEFINE_integer("repeats", 2, "Processes of each loop, alternated.")
+flags.DEFINE_bool("quick", False, "A smoke run: one process of each, 2 rounds of 5 steps.")
 flags.DEFINE_string("dataset", "fashion_mnist", "Dataset whose training images are used.")
+flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist", "MNIST-format IDX "
+                    "files of those images (the article's loop reads them with numpy).")
 flags.DEFINE_string("tfds_data_dir", None, "tfds data_dir.")
 flags.DEFINE_string("json_out", "runs/epoch_time.json", "Where to write the results.")
+flags.DEFINE_enum("child", None, ["package"], "Internal: run one loop and print its JSON.")
 
 ARTICLE_EPOCH_SECONDS = 600  # "each epoch takes approximately 10 minutes"
 EPOCH_IMAGES = 60000
 
 
-def _timed(run_steps, steps):
-    started = time.perf_counter()
-    run_steps(steps)
-    return steps * FLAGS.batch_size / (time.perf_counter() - started)
+def _package_loop(steps, rounds):
+    """The package's loop in this process: its steady rate (timing.py) as a dict."""
+    import flops
+    import op_profile
+    import tensorflow as tf
+    import timing
+
+    from dcgan_dist.data import pipeline, sources
+    from dcgan_dist.training import settings, strategies, train_step
+    from dcgan_dist.training.config import TrainConfig
+
+    jit_compile = cli.TRISTATE[FLAGS.jit_compile]
+    config = TrainConfig(
+        workdir="unused", strategy=FLAGS.strategy, cpu_replicas=FLAGS.cpu_replicas,
+        recipe=FLAGS.recipe, batch_size=FLAGS.batch_size, precision=FLAGS.precision,
+        jit_compile=jit_compile, steps_per_loop=cli.steps_per_loop(FLAGS.steps_per_loop),
+        # XLA cannot compile synchronized batch norm (settings.py).
+        sync_batch_norm=False if jit_compile else None, progress_bar=False)
+    strategy = strategies.make_strategy(config.strategy, config.cpu_replicas, config.tpu)
+    config, choices = settings.resolve(config, strategy)
+    builder = sources.load_builder(FLAGS.dataset, tfds_data_dir=FLAGS.tfds_data_dir)
+    built = train_step.build(config, strategy, pipeline.tfds_images(builder, "train"))
+    iterator, per_call = built.iterator(), config.steps_per_loop
+
+    def run_steps(n):
+        for _ in range(-(-n // per_call)):
+            metrics = built.train_steps(iterator, tf.constant(per_call))
+        float(metrics["g_loss"])  # waits for the device
+
+    result = timing.steady_rate(run_steps, FLAGS.batch_size, steps, rounds,
+                                FLAGS.warmup_steps)
+    result.update(loop="package", choices=choices, precision=config.precision,
+                  jit_compile=config.jit_compile, steps_per_loop=per_call,
+                  generator_averaging=config.ema,
+                  replicas=strategy.num_replicas_in_sync,
+                  flops_per_image=flops.train_step_flops(built.state.generator,
+                                                         built.state.discriminator))
+    if FLAGS.op_breakdown:
+        profiled = per_call * max(1, 5 // per_call)
+        result["op_breakdown_ms_per_step"] = op_profile.breakdown(
+            lambda: run_steps(profiled), steps=profiled)
+    return result
+
+
+def _last_json(command):
+    out = subprocess.run(command, capture_output=True, text=True, cwd=os.getcwd())
+    if out.returncode:
+        sys.exit(f"{' '.join(command)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _commands(steps, rounds):
+    timing = [f"--batch_size={FLAGS.batch_size}", f"--steps={steps}", f"--rounds={rounds}",
+              f"--warmup_steps={FLAGS.warmup_steps}"]
+    article = [sys.executable, os.path.join(HERE, "article.py"), *timing,
+               f"--data_dir={FLAGS.data_dir}"]
+    package = [sys.executable, os.path.abspath(__file__), "--child=package", *timing,
+               *(f"--{name}={getattr(FLAGS, name)}" for name in (
+                   "recipe", "strategy", "cpu_replicas", "precision", "jit_compile",
+                   "steps_per_loop", "dataset", "op_breakdown")),
+               *([f"--tfds_data_dir={FLAGS.tfds_data_dir}"] if FLAGS.tfds_data_dir else [])]
+    return {"article": article, "article_setup": article + ["--process_setup"],
+            "package": package}
+
+
+def _summary(runs, peaks):
+    """One JSON object: each loop's median over its processes, the ratios, GFLOP/s."""
+    median = {loop: statistics.median(r["images_per_sec"] for r in results)
+              for loop, results in runs.items()}
+    package = runs["package"][0]
+    step_gflop = package["flops_per_image"] / 1e9
+    summary = {
+        "batch_size": FLAGS.batch_size, "recipe": FLAGS.recipe,
+        "package_precision": package["precision"], "package_choices": package["choices"],
+        "steps_per_loop": package["steps_per_loop"], "replicas": package["replicas"],
+        "generator_averaging": package["generator_averaging"],
+        "images_per_sec": {loop: round(value, 1) for loop, value in median.items()},
+        "speedup_vs_article": round(median["package"] / median["article"], 3),
+        # The split of that gain: the process setup alone, then the package's step.
+        "process_setup_gain": round(median["article_setup"] / median["article"], 3),
+        "step_gain": round(median["package"] / median["article_setup"], 3),
+        "minor_faults_per_step": {loop: statistics.median(
+            r["minor_faults_per_step"] for r in results) for loop, results in runs.items()},
+        "peak_memory_mib": {loop: max(r["peak_memory_mib"] for r in results)
+                            for loop, results in runs.items()},
+        "gflop_per_image_step": round(step_gflop, 4),
+        "gflops": {loop: round(value * step_gflop, 1) for loop, value in median.items()},
+        "matmul_peak_gflops": peaks,
+        "epoch_sec": {loop: round(EPOCH_IMAGES / value, 1) for loop, value in median.items()},
+        "article_quoted_epoch_sec": ARTICLE_EPOCH_SECONDS,
+        "cpu": _cpu_name(), "runs": runs,
+    }
+    # The share of this CPU's ceiling each loop reaches, in the precision it computes in.
+    ceiling = {"article": peaks["float32"], "article_setup": peaks["float32"],
+               "package": peaks["bfloat16" if package["precision"] == "bf16"
+                                else "float32"]}
+    summary["share_of_matmul_peak"] = {loop: round(median[loop] * step_gflop
+                                                   / ceiling[loop], 3) for loop in median}
+    if "op_breakdown_ms_per_step" in package:
+        summary["op_breakdown_ms_per_step"] = package["op_breakdown_ms_per_step"]
+    return summary
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+    from dcgan_dist.training import hardware
+    bf16 = sorted({"avx512_bf16", "amx_bf16"} & hardware.cpu_flags())
+    return f"{model.split(':', 1)[1].strip()} ({os.cpu_count()} cores; bf16: " \
+           f"{'/'.join(bf16) or 'none'})"
 
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    import article
-    import numpy as np
+    steps, rounds = (5, 2) if FLAGS.quick else (FLAGS.steps, FLAGS.rounds)
+    if FLAGS.child == "package":
+        print(json.dumps(_package_loop(steps, rounds)), flush=True)
+        return
     import op_profile
     import results as results_file
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
-    from dcgan_dist import cli
-    from dcgan_dist.data import pipeline, sources
-    from dcgan_dist.training import settings, strategies, train_step
-    from dcgan_dist.training.config import TrainConfig
-
-    steps, rounds = (5, 2) if FLAGS.quick else (FLAGS.steps, FLAGS.rounds)
-    strategy = strategies.make_strategy("mirrored", FLAGS.cpu_replicas)
-    builder = sources.load_builder(FLAGS.dataset, tfds_data_dir=FLAGS.tfds_data_dir)
-    images_fn, count = pipeline.tfds_images(builder, "train")
-
-    # The article's loop, fed as the article feeds it.
-    train_images = np.stack([ex for ex in tfds.as_numpy(images_fn())]).astype("float32")
-    train_images = (train_images - 127.5) / 127.5
-    article_batches = iter(tf.data.Dataset.from_tensor_slices(train_images)
-                           .shuffle(len(train_images)).batch(FLAGS.batch_size,
-                                                             drop_remainder=True).repeat())
-    article_step, article_generator = article.make_article_train_step(FLAGS.batch_size)
-
-    def run_article(n):
-        for _ in range(n):
-            article_step(next(article_batches))
-        article_generator.trainable_variables[0].numpy()  # waits for the last update
-
-    # The package's loop, exactly as train_lib runs it.
-    jit_compile = cli.TRISTATE[FLAGS.jit_compile]
-    config = TrainConfig(workdir="unused", recipe=FLAGS.recipe, batch_size=FLAGS.batch_size,
-                         precision=FLAGS.precision, jit_compile=jit_compile,
-                         # XLA cannot compile synchronized batch norm (settings.py).
-                         sync_batch_norm=False if jit_compile else None)
-    config, choices = settings.resolve(config, strategy)
-    for choice in choices:
-        print(f"package | auto: {choice}")
-    built = train_step.build(config, strategy, (images_fn, count))
-    config, train_steps, iterator = built.config, built.train_steps, built.iterator()
-
-    def run_package(n):
-        for _ in range(n // FLAGS.steps_per_loop):
-            metrics = train_steps(iterator, tf.constant(FLAGS.steps_per_loop))
-        float(metrics["g_loss"])  # waits for the device
-
-    run_article(FLAGS.warmup_steps)
-    run_package(max(FLAGS.warmup_steps, FLAGS.steps_per_loop))
-    article_ips, package_ips = [], []
-    for r in range(rounds):
-        article_ips.append(_timed(run_article, steps))
-        package_ips.append(_timed(run_package, steps))
-        print(f"round {r + 1}/{rounds} | article: {article_ips[-1]:.1f} images/s | "
-              f"package: {package_ips[-1]:.1f} images/s", flush=True)
-
-    article_median = statistics.median(article_ips)
-    package_median = statistics.median(package_ips)
-    result = {
-        "recipe": FLAGS.recipe, "generator_averaging": config.ema,
-        "batch_size": FLAGS.batch_size, "cpu_replicas": FLAGS.cpu_replicas,
-        "precision": config.precision, "jit_compile": config.jit_compile,
-        "steps_per_loop": FLAGS.steps_per_loop,
-        "steps_per_round": steps, "rounds": rounds,
-        "article_images_per_sec": round(article_median, 1),
-        "package_images_per_sec": round(package_median, 1),
-        "speedup": round(package_median / article_median, 3),
-        "article_epoch_sec": round(EPOCH_IMAGES / article_median, 1),
-        "package_epoch_sec": round(EPOCH_IMAGES / package_median, 1),
-        "article_quoted_epoch_sec": ARTICLE_EPOCH_SECONDS,
-        "speedup_vs_quoted_epoch": round(ARTICLE_EPOCH_SECONDS
-                                         / (EPOCH_IMAGES / package_median), 2),
-        "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "device": "cpu" if not tf.config.list_physical_devices("GPU") else "gpu",
-    }
-    if FLAGS.op_breakdown:
-        result["op_breakdown_ms_per_step"] = op_profile.breakdown(
-            lambda: run_package(FLAGS.steps_per_loop * max(1, 5 // FLAGS.steps_per_loop)),
-            steps=FLAGS.steps_per_loop * max(1, 5 // FLAGS.steps_per_loop))
-        print(op_profile.format_table(result["op_breakdown_ms_per_step"]))
-    print(json.dumps(result, indent=2))
-    results_file.write_json(FLAGS.json_out, result)
+    peaks = _last_json([sys.executable, os.path.join(HERE, "matmul_peak.py"), "--json"])
+    commands = _commands(steps, rounds)
+    runs = {loop: [] for loop in commands}
+    for repeat in range(1 if FLAGS.quick else FLAGS.repeats):
+        for loop, command in commands.items():
+            runs[loop].append(_last_json(command))
+            print(f"repeat {repeat + 1} | {loop}: {runs[loop][-1]['images_per_sec']} "
+                  f"images/s | {runs[loop][-1]['minor_faults_per_step']} faults/step",
+                  flush=True)
+    summary = _summary(runs, peaks)
+    if "op_breakdown_ms_per_step" in summary:
+        print(op_profile.format_table(summary["op_breakdown_ms_per_step"]))
+    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))
+    results_file.write_json(FLAGS.json_out, summary)
 
 
 if __name__ == "__main__":

@@ -11,20 +11,17 @@ after it (from the in-memory cache: shuffle, batch, slice per replica, scale). W
 """
 
 import json
-import os
-import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dcgan_dist import cli  # first: TensorFlow's log, and the process set up as the CLI does
 
 from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 256, "Global batch size.")
 flags.DEFINE_integer("cpu_replicas", 1, "Replicas (logical CPUs) the batches are split over.")
-flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16", "fp16"],
-                  "Decides the dtype the pipeline delivers (auto: as the training CLI).")
+cli.define_precision_flag("Decides the dtype the pipeline delivers (auto: as the "
+                          "training CLI).")
 flags.DEFINE_integer("epochs", 3, "Epochs to drain: the first fills the cache.")
 flags.DEFINE_string("dataset", "fashion_mnist", "Dataset whose training images are used.")
 flags.DEFINE_string("tfds_data_dir", None, "tfds data_dir.")
@@ -38,6 +35,7 @@ def main(argv):
     import results as results_file
     import tensorflow as tf
 
+    from dcgan_dist import process_setup
     from dcgan_dist.data import pipeline, sources
     from dcgan_dist.training import settings, strategies
     from dcgan_dist.training.config import TrainConfig
@@ -50,6 +48,7 @@ def main(argv):
     per_epoch = pipeline.steps_per_epoch(count, FLAGS.batch_size)
     iterator = iter(strategy.distribute_datasets_from_function(pipeline.make_dataset_fn(
         images_fn, count, FLAGS.batch_size, 0, dtype=config.compute_dtype)))
+    process_setup.restore_malloc()  # as train_step.Built.iterator does
 
     def touch(images):  # reads one value per image, so no batch can be skipped
         return tf.reduce_sum(tf.cast(images[:, 0, 0, 0], tf.float32))

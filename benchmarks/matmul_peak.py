@@ -1,13 +1,14 @@
 """This CPU's matrix-multiply throughput in float32 and bfloat16: the ceiling that
 bounds how much mixed precision can speed a training step up.
 
-    python benchmarks/matmul_peak.py
+    python benchmarks/matmul_peak.py          # --json: one JSON line instead
 """
 
-import os
+import json
+import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dcgan_dist import cli  # noqa: F401  first: TensorFlow's log, the process set up
 
 import tensorflow as tf  # noqa: E402
 
@@ -31,5 +32,8 @@ def gflops(dtype, repeats=10, rounds=5):
 
 if __name__ == "__main__":
     fp32, bf16 = gflops(tf.float32), gflops(tf.bfloat16)
-    print(f"float32: {fp32:.0f} GFLOP/s | bfloat16: {bf16:.0f} GFLOP/s | "
-          f"ratio: {bf16 / fp32:.2f}")
+    if "--json" in sys.argv:
+        print(json.dumps({"float32": round(fp32, 1), "bfloat16": round(bf16, 1)}))
+    else:
+        print(f"float32: {fp32:.0f} GFLOP/s | bfloat16: {bf16:.0f} GFLOP/s | "
+              f"ratio: {bf16 / fp32:.2f}")

@@ -22,10 +22,10 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dcgan_dist import cli  # noqa: F401  first: TensorFlow's log, the process set up
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "launch"))
+sys.path.insert(0, os.path.join(HERE, "..", "launch"))  # tf_config.py
 
 from absl import app, flags, logging  # noqa: E402
 

@@ -109,7 +109,7 @@ def _train(label, recipe, overrides, seed, stop_fid):
     with open(log_path, "a") as log:
         process = subprocess.Popen(_train_command(recipe, overrides, seed, workdir),
                                    stdout=log, stderr=subprocess.STDOUT)
-        seen = 0
+        seen, stopping = 0, False
         while process.poll() is None:
             time.sleep(1)
             curve = curves.read_curve(workdir)
@@ -119,8 +119,11 @@ def _train(label, recipe, overrides, seed, stop_fid):
                 print(f"time_to_quality | {label} seed {seed} | images: "
                       f"{point['images_seen']} | train: {point['train_seconds']:.0f} s | "
                       f"fid: {point['fid']:.1f}", flush=True)
-                if _should_stop(curve, stop_fid):
-                    process.send_signal(signal.SIGTERM)  # it saves, then exits 75
+                if _should_stop(curve, stop_fid) and not stopping:
+                    # Once: it saves, then exits 75. A second SIGTERM could arrive after
+                    # the run restored the default handler on its way out, and kill it.
+                    process.send_signal(signal.SIGTERM)
+                    stopping = True
         if process.returncode not in (0, 75):
             with open(log_path) as f:
                 tail = f.read()[-2000:]

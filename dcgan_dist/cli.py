@@ -13,6 +13,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING lines
 
+from dcgan_dist import process_setup  # noqa: E402
+
+# Every command, before TensorFlow loads: malloc settings that keep CPU training from
+# faulting its buffers in again every step (process_setup.py). train prints them.
+PROCESS_NOTES = process_setup.setup()
+
 from absl import app, flags, logging  # noqa: E402
 
 from dcgan_dist.errors import UserError  # noqa: E402
@@ -52,6 +58,18 @@ def define_strategy_flags(what=""):
     flags.DEFINE_integer("cpu_replicas", 1, f"{what}without GPUs, split the CPU into this "
                          "many logical devices and mirror over them.")
     flags.DEFINE_string("tpu", "", f"{what}TPU name or address for --strategy=tpu.")
+
+
+def steps_per_loop(text):
+    """--steps_per_loop's value as the config takes it: None for auto, else an int."""
+    from dcgan_dist.errors import ConfigError
+    if text == AUTO:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--steps_per_loop={text} must be auto or a number of steps, "
+                          "e.g. 50.") from None
 
 
 def define_precision_flag(help_text):

@@ -61,7 +61,10 @@ flags.DEFINE_integer("save_every_steps", 0, "Also save every N global steps, bou
                      "what a hard kill can lose (0: only per --checkpoint_every_epochs).")
 flags.DEFINE_bool("deterministic", False, "TensorFlow op determinism: a resumed run ends "
                   "bitwise equal to an uninterrupted one (slower on some devices).")
-flags.DEFINE_integer("steps_per_loop", 1, "Training steps per tf.function call.")
+flags.DEFINE_string("steps_per_loop", "auto", "Training steps per tf.function call "
+                    "(auto: enough for about 2,048 images, so small batches do not pay "
+                    "Python's per-call cost every step; 1 at batch 2,048 and above). "
+                    "Summaries are the mean of each call's steps.")
 flags.DEFINE_enum("sync_batch_norm", "auto", ["auto", "true", "false"],
                   "Synchronize batch-norm statistics across replicas (auto: when there "
                   "are several).")
@@ -104,7 +107,7 @@ def _config_from_flags():
         **{name: getattr(FLAGS, name) for name in recipes.FIELDS},
         checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,
         keep_checkpoints=FLAGS.keep_checkpoints, save_every_steps=FLAGS.save_every_steps,
-        steps_per_loop=FLAGS.steps_per_loop,
+        steps_per_loop=cli.steps_per_loop(FLAGS.steps_per_loop),
         sync_batch_norm=cli.TRISTATE[FLAGS.sync_batch_norm], precision=FLAGS.precision,
         jit_compile=cli.TRISTATE[FLAGS.jit_compile],
         on_nan=FLAGS.on_nan, progress_bar=cli.TRISTATE[FLAGS.progress_bar],
@@ -114,6 +117,8 @@ def _config_from_flags():
 
 def train():
     config = _config_from_flags()  # a bad value is reported before TensorFlow loads
+    for note in cli.PROCESS_NOTES:  # what cli chose for this process, and why
+        print(f"train | auto: {note}", flush=True)
 
     import tensorflow as tf
 

@@ -9,6 +9,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from dcgan_dist import process_setup  # noqa: E402
+
+# As the commands do (cli.py), before TensorFlow loads: the in-process tests train at the
+# speed the commands do (process_setup.py).
+process_setup.setup()
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402

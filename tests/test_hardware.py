@@ -84,8 +84,10 @@ def test_library_defaults_are_the_command_line_defaults():
     for name in ("jit_compile", "sync_batch_norm", "progress_bar"):  # auto|true|false
         assert getattr(config, name) == cli.TRISTATE[flags.FLAGS[name].default], name
     for name in ("precision", "recipe", "dataset", "split", "epochs", "seed", "on_nan", "generator",
-                 "steps_per_loop", "checkpoint_every_epochs", "keep_checkpoints"):
+                 "checkpoint_every_epochs", "keep_checkpoints", "strategy", "cpu_replicas",
+                 "tpu", "deterministic"):
         assert getattr(config, name) == flags.FLAGS[name].default, name
+    assert config.steps_per_loop == cli.steps_per_loop(flags.FLAGS["steps_per_loop"].default)
     assert config.batch_size == 256 and config.g_learning_rate == 1e-4  # the recipe's
 
 

@@ -16,9 +16,11 @@ import tensorflow as tf
 from conftest import TRAINED_STEPS_PER_EPOCH, common_flags, run_cli
 from dcgan_dist import models, rng
 from dcgan_dist import workdir as layout
-from dcgan_dist.training import train_step
+from dcgan_dist.training import settings, train_step
 
 STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
+# --steps_per_loop=auto at the shared run's global batch of 64: steps per compiled call.
+PER_CALL = settings.IMAGES_PER_CALL // 64
 
 
 def read_events(folder):
@@ -58,9 +60,9 @@ def test_run_writes_checkpoints_grids_gif_and_summaries(trained_run):
     assert gif.shape[0] == 3
 
     events = read_events(os.path.join(workdir, "train"))
-    for tag in train_step.METRICS:
+    for tag in train_step.METRICS:  # one summary per compiled call, at its last step
         steps = [step for step, _ in events[tag]]
-        assert steps == list(range(1, 3 * STEPS_PER_EPOCH + 1))
+        assert steps == list(range(PER_CALL, 3 * STEPS_PER_EPOCH + 1, PER_CALL))
         assert all(np.isfinite(value) for _, value in events[tag])
     d_real = [float(v) for _, v in events["d_real"]]
     assert all(0 < v < 1 for v in d_real)
@@ -119,7 +121,8 @@ def test_restart_resumes_from_the_checkpoint(trained_run, tfds_dir, tmp_path):
         f"ckpt-{4 * STEPS_PER_EPOCH}")
     events = read_events(os.path.join(workdir, "train"))
     steps = [step for step, _ in events["g_loss"]]
-    assert steps == list(range(1, 4 * STEPS_PER_EPOCH + 1))  # no step twice, none lost
+    # No call twice, none lost.
+    assert steps == list(range(PER_CALL, 4 * STEPS_PER_EPOCH + 1, PER_CALL))
     assert len(glob.glob(os.path.join(workdir, "image_at_epoch_*.png"))) == 4
     assert iio.imread(os.path.join(workdir, "dcgan.gif"), index=None).shape[0] == 4
 
@@ -163,11 +166,12 @@ def test_a_save_that_fails_keeps_the_previous_checkpoint(trained_run, tfds_dir, 
 
 def test_old_checkpoints_go_and_summaries_equal_the_printed_metrics(tfds_dir, tmp_path):
     """--keep_checkpoints=2 leaves the two newest checkpoints; each epoch line prints the
-    mean of the per-step summaries TensorBoard holds for that epoch."""
+    mean of the per-step summaries TensorBoard holds for that epoch (one step per call
+    here, so there is one summary per step)."""
     workdir = tmp_path / "w"
     result = run_cli("dcgan_dist.train", *common_flags(tfds_dir, split="train[:640]"),
                      "--epochs=4", "--checkpoint_every_epochs=1", "--keep_checkpoints=2",
-                     f"--workdir={workdir}")
+                     "--steps_per_loop=1", f"--workdir={workdir}")
     assert result.returncode == 0, result.stderr[-3000:]
     steps = 640 // 64
     names = sorted(os.listdir(workdir / "checkpoints"))

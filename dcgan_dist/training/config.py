@@ -54,7 +54,7 @@ class TrainConfig:
     checkpoint_every_epochs: int = 5
     keep_checkpoints: int = 5
     save_every_steps: int = 0            # also save every N global steps; 0 = off
-    steps_per_loop: int = 1              # steps per tf.function call
+    steps_per_loop: Optional[int] = None  # steps per tf.function call; None: by batch
     sync_batch_norm: Optional[bool] = None  # None: on when there are several replicas
     precision: str = AUTO                # fp32, bf16, fp16, or auto (per platform)
     jit_compile: Optional[bool] = None   # XLA for the step's math; None: per platform
@@ -79,7 +79,8 @@ class TrainConfig:
                                          "must be at least 1."),
             (self.save_every_steps >= 0, f"--save_every_steps={self.save_every_steps} "
                                          "must be 0 (off) or more."),
-            (self.steps_per_loop >= 1, f"--steps_per_loop={self.steps_per_loop} must be "
+            (self.steps_per_loop is None or self.steps_per_loop >= 1,
+             f"--steps_per_loop={self.steps_per_loop} must be "
                                        "at least 1."),
             (self.precision in (*PRECISIONS, AUTO), f"--precision={self.precision} is "
              f"unknown; use one of {', '.join(PRECISIONS)} or {AUTO}."),
@@ -155,7 +156,8 @@ class TrainConfig:
     def settled(self):
         """Whether every open choice is made (settings.resolve does it, once per run)."""
         return (self.precision != AUTO and self.jit_compile is not None
-                and self.sync_batch_norm is not None and self.progress_bar is not None)
+                and self.sync_batch_norm is not None and self.progress_bar is not None
+                and self.steps_per_loop is not None)
 
     def total_steps(self, steps_per_epoch):
         """The global step this run trains to: its epochs, or --max_steps if sooner."""

@@ -6,7 +6,10 @@ this strategy and platform, and says why for each choice the log prints:
 - jit_compile: the platform's (hardware.py);
 - sync_batch_norm: on when there are several replicas, and never together with XLA,
   which cannot compile the all-reduce inside the forward pass;
-- progress_bar: on when stdout is a terminal.
+- progress_bar: on when stdout is a terminal;
+- steps_per_loop: enough steps per compiled call for IMAGES_PER_CALL images, so that a
+  small batch does not pay the Python loop's per-call cost (dispatch, a host sync for
+  the metrics, summaries) every step; measured in docs/measurements.md.
 `trainer.train` resolves once per run; `train_step.build` refuses an unsettled config.
 Resolving a resolved config changes nothing.
 """
@@ -15,6 +18,8 @@ import dataclasses
 import sys
 
 from dcgan_dist.errors import ConfigError
+
+IMAGES_PER_CALL = 2048
 from dcgan_dist.training import hardware
 from dcgan_dist.training.config import AUTO
 
@@ -38,6 +43,9 @@ def resolve(config, strategy, recorded=None, platform=None):
     notes += choices
     if config.sync_batch_norm is None:
         config = dataclasses.replace(config, sync_batch_norm=num_replicas > 1)
+    if config.steps_per_loop is None:
+        config = dataclasses.replace(
+            config, steps_per_loop=max(1, IMAGES_PER_CALL // config.batch_size))
     if config.progress_bar is None:
         config = dataclasses.replace(config, progress_bar=sys.stdout.isatty())
     if config.jit_compile and config.sync_batch_norm:

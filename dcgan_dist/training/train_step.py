@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import models, rng
+from dcgan_dist import models, process_setup, rng
 from dcgan_dist.data import pipeline
 from dcgan_dist.training import ema, losses
 from dcgan_dist.training.config import PRECISIONS
@@ -220,9 +220,14 @@ class Built:
         """The distributed batches from global `step` on: a resume sees the batches an
         uninterrupted run would (pipeline.py)."""
         config = self.config
-        return iter(self.strategy.distribute_datasets_from_function(
+        iterator = iter(self.strategy.distribute_datasets_from_function(
             pipeline.make_dataset_fn(self.images_fn, self.num_examples, config.batch_size,
                                      config.seed, step, config.compute_dtype)))
+        # Creating it pinned glibc's mmap threshold at 128 KiB (TensorFlow's
+        # GeneratorDataset kernel calls mallopt): set ours again, or every step faults
+        # its large buffers in anew, up to 2x slower on CPUs (process_setup.py).
+        process_setup.restore_malloc()
+        return iterator
 
 
 def build(config, strategy, images):
