@@ -18,10 +18,10 @@ import local  # noqa: E402  (launch/local.py)
 
 
 
-# The jobs below, interrupted or not: 16 steps of the fast recipe (its averaged generator
+# The jobs below, interrupted or not: 32 steps of the fast recipe (its averaged generator
 # must end equal too) in fp32 with op determinism (an interrupted job then ends bitwise
 # where an uninterrupted one ends), a checkpoint every 2 steps, all kept.
-STEPS = 16
+STEPS = 32  # room for two stops mid-run, however fast the steps are
 JOB = [f"--max_steps={STEPS}", "--save_every_steps=2", f"--keep_checkpoints={STEPS // 2}"]
 
 
@@ -56,9 +56,10 @@ def test_two_workers_train_like_one_process(two_workers, tfds_dir, tmp_path):
     assert not os.path.exists(os.path.join(workers, "tmp_checkpoints"))
     # Nor summaries or images: one events file (the chief's), and the chief's grid.
     assert len(os.listdir(os.path.join(workers, "train"))) == 1
-    # 16 steps of 10 per epoch: the grid of epoch 1, and the one where the job stopped.
+    # 32 steps of 10 per epoch: the grids of epochs 1-3, and the one where the job stopped.
     assert sorted(n for n in os.listdir(workers) if n.startswith("image_at_")) == [
-        "image_at_epoch_0001.png", "image_at_step_00000016.png"]
+        "image_at_epoch_0001.png", "image_at_epoch_0002.png", "image_at_epoch_0003.png",
+        f"image_at_step_{STEPS:08d}.png"]
     # Both workers report the same global-batch losses, and end with bitwise the same
     # weights (each prints a hash of them).
     lines = [[line for line in log.splitlines() if "| epoch:" in line] for log in logs]
