@@ -35,7 +35,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 256, "Global batch size of every loop.")
 flags.DEFINE_enum("recipe", "article", ["article", "fast"], "The package's recipe (its "
                   "Adam settings and generator averaging; --batch_size stays as given).")
-cli.define_strategy_flags("The package's ")
+cli.define_strategy_flags("The package's loop: ")
 cli.define_precision_flag("The package's precision (auto: as the training CLI chooses).")
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"],
                   "XLA for the package's step (auto: as the training CLI chooses).")

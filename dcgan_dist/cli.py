@@ -21,7 +21,7 @@ PROCESS_NOTES = process_setup.setup()
 
 from absl import app, flags, logging  # noqa: E402
 
-from dcgan_dist.errors import UserError  # noqa: E402
+from dcgan_dist.errors import ConfigError, UserError  # noqa: E402
 from dcgan_dist.training.config import AUTO, PRECISIONS, STRATEGIES  # noqa: E402
 
 USAGE_STATUS = 2
@@ -62,7 +62,6 @@ def define_strategy_flags(what=""):
 
 def steps_per_loop(text):
     """--steps_per_loop's value as the config takes it: None for auto, else an int."""
-    from dcgan_dist.errors import ConfigError
     if text == AUTO:
         return None
     try:

@@ -38,11 +38,11 @@ A notebook or a script that trains through the library calls it itself, first:
     from dcgan_dist import process_setup
     process_setup.setup()
 
-Opt out with DCGAN_DIST_PROCESS_SETUP=0 (nothing is set). `restore_malloc` does
-nothing unless `setup` set something in this process. A value the user set (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, or the
-same in GLIBC_TUNABLES) is kept: glibc applied it at start-up, and `restore_malloc`
-applies the user's mmap threshold again rather than ours. Calling either function twice
-does no harm.
+Opt out with DCGAN_DIST_PROCESS_SETUP=0 (nothing is set). `restore_malloc` does nothing
+unless `setup` set something in this process. A value the user set
+(MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, or the same in GLIBC_TUNABLES) is kept:
+glibc applied it at start-up, and `restore_malloc` applies the user's mmap threshold
+again rather than ours. Calling either function twice does no harm.
 """
 
 import ctypes

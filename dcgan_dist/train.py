@@ -99,9 +99,9 @@ def _config_from_flags():
     from dcgan_dist.training.config import TrainConfig
     return TrainConfig(
         workdir=FLAGS.workdir, strategy=FLAGS.strategy, cpu_replicas=FLAGS.cpu_replicas,
-        tpu=FLAGS.tpu, deterministic=FLAGS.deterministic, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-        tfds_data_dir=FLAGS.tfds_data_dir, split=FLAGS.split, epochs=FLAGS.epochs,
-        max_steps=FLAGS.max_steps, seed=FLAGS.seed, recipe=FLAGS.recipe,
+        tpu=FLAGS.tpu, deterministic=FLAGS.deterministic, dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir, split=FLAGS.split,
+        epochs=FLAGS.epochs, max_steps=FLAGS.max_steps, seed=FLAGS.seed, recipe=FLAGS.recipe,
         generator=FLAGS.generator,
         learning_rate=FLAGS.learning_rate,
         **{name: getattr(FLAGS, name) for name in recipes.FIELDS},

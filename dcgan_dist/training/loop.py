@@ -73,16 +73,15 @@ class EpochLoop:
 
         Returns (the last epoch's mean metrics, the step reached).
         """
-        stop = self.stop
         self.iterator = self.built.iterator(step)
         self.saved_step, epoch_metrics, first = step, None, step
         if self.started is None:  # a rollback runs the loop again: one clock
             self.started = time.perf_counter()
-        while step < total_steps and not stop:
+        while step < total_steps and not self.stop:
             epoch = step // self.per_epoch + 1
             started, evaluating = time.perf_counter(), self.eval_seconds
             sums, steps_run = self._steps(step, min(epoch * self.per_epoch, total_steps),
-                                          epoch, stop)
+                                          epoch)
             if not steps_run:
                 break
             step += steps_run
@@ -171,7 +170,7 @@ class EpochLoop:
         checkpoints.save(self.manager, step, self.chief)
         self.saved_step = step
 
-    def _steps(self, step, epoch_end, epoch, stop):
+    def _steps(self, step, epoch_end, epoch):
         """Compiled calls up to `epoch_end`; returns (metric sums, steps run)."""
         progress = (keras.utils.Progbar(self.per_epoch, stateful_metrics=METRICS)
                     if self.config.progress_bar else None)
@@ -180,7 +179,7 @@ class EpochLoop:
         # From the config, not from whether this worker evaluates (the chief alone
         # does): every worker splits its calls at the same steps.
         evals = self._eval_steps()
-        while step < epoch_end and not stop:
+        while step < epoch_end and not self.stop:
             # A call never runs past a periodic save point or evaluation.
             next_save = (step // every + 1) * every if every else epoch_end
             next_eval = (step // evals + 1) * evals if evals else epoch_end

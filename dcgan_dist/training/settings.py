@@ -18,10 +18,10 @@ import dataclasses
 import sys
 
 from dcgan_dist.errors import ConfigError
-
-IMAGES_PER_CALL = 2048
 from dcgan_dist.training import hardware
 from dcgan_dist.training.config import AUTO
+
+IMAGES_PER_CALL = 2048  # --steps_per_loop=auto: images per compiled call
 
 
 def resolve(config, strategy, recorded=None, platform=None):

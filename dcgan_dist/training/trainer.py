@@ -2,8 +2,8 @@
 together.
 
     strategies.make_strategy -> the tf.distribute strategy the config names
-    settings.resolve  -> every open choice made (precision, XLA, batch norm, progress
-                         bar), with reasons; once per run
+    settings.resolve  -> every open choice made (precision, XLA, batch norm, steps per
+                         call, progress bar), with reasons; once per run
     train_step.build  -> the state and the compiled step (train_step.py)
     loop.EpochLoop    -> the Python loop of epochs around it (loop.py)
     train(config) runs them, restoring, saving and stopping on signals.
