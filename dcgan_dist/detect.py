@@ -5,14 +5,16 @@ With a training run's discriminator (the latest checkpoint, or --checkpoint):
 With an exported detector (python -m dcgan_dist.export):
     python -m dcgan_dist.detect --detector=runs/dcgan/export/detector digit.png
 
-Takes 28x28 image files (PNG, or any format imageio reads; colour is turned grey) and
-.npz files of uint8 images [N, 28, 28] (as dcgan_dist.generate writes). Prints one line
-per image: its name (PATH, or PATH[i] inside an .npz), a tab, the probability.
+Takes image files (PNG, JPEG, ...) of the run's size, 28x28 for the article's networks
+(colour is turned grey for a grey run, grey copied to R, G and B for a colour one), and
+.npz files of uint8 images [N, H, W(, C)] (as dcgan_dist.generate writes). Prints one
+line per image: its name (PATH, or PATH[i] inside an .npz), a tab, the probability.
 
 Exit statuses: dcgan_dist/errors.py (3: an unusable image file, or a missing or damaged
 checkpoint or detector).
 """
 
+import json
 import os
 
 from absl import flags
@@ -41,9 +43,20 @@ def _exported_logits(folder, images):
 
 def _checkpoint_logits(path, images):
     from dcgan_dist.serving import detection, runs
-    _, discriminator = runs.make_networks()
+    _, discriminator = runs.networks_of(path)
     runs.restore(path, discriminator=discriminator)
     return detection.score_images(discriminator, images)
+
+
+def _exported_shape(folder):
+    """The image shape export.json (beside EXPORT_DIR/detector) records; 28x28x1 for an
+    export from before shapes were recorded."""
+    from dcgan_dist import shapes
+    try:
+        with open(os.path.join(folder, os.pardir, "export.json")) as f:
+            return tuple(json.load(f).get("image_shape") or shapes.DEFAULT_SHAPE)
+    except (OSError, ValueError, AttributeError):
+        return shapes.DEFAULT_SHAPE
 
 
 def detect(paths):
@@ -54,7 +67,8 @@ def detect(paths):
                           "exported detector), not both or neither.")
     checkpoint = (runs.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
                   if FLAGS.workdir else None)
-    names, images = image_files.read_images(paths)
+    shape = runs.image_shape(checkpoint) if checkpoint else _exported_shape(FLAGS.detector)
+    names, images = image_files.read_images(paths, shape)
     # TensorFlow: only once the inputs are known good.
     from dcgan_dist.serving import detection
     logits = (_checkpoint_logits(checkpoint, images) if checkpoint

@@ -24,9 +24,9 @@ cli.define_checkpoint_flags()
 flags.DEFINE_integer("num_samples", 10000, "Generated images, and real test images.")
 flags.DEFINE_integer("seed", 0, "The samples are those of seeds seed .. seed+N-1.")
 flags.DEFINE_string("dataset", None, "tfds dataset (default: the one the run trained on).")
-flags.DEFINE_string("data_dir", None, "Folder of MNIST-format IDX files (default: the "
-                    "one the run trained on, from its config.json); evaluation also needs "
-                    "its t10k test files.")
+flags.DEFINE_string("data_dir", None, "Folder of image files or MNIST-format IDX files "
+                    "(default: the one the run trained on, from its config.json); "
+                    "evaluation also needs its test split (t10k files, or test/).")
 flags.DEFINE_string("tfds_data_dir", None, "Where tensorflow-datasets keeps prepared data.")
 flags.DEFINE_string("classifier_dir", None, "Where to cache the feature classifier "
                     "(default: beside the prepared data).")
@@ -48,7 +48,10 @@ def evaluate():
     scorer = evaluator.Evaluator(
         dataset, data_dir, FLAGS.tfds_data_dir, workdir=FLAGS.workdir,
         num_samples=FLAGS.num_samples, seed=FLAGS.seed,
-        classifier_dir=FLAGS.classifier_dir, compare_earlier=FLAGS.compare_earlier)
+        classifier_dir=FLAGS.classifier_dir, compare_earlier=FLAGS.compare_earlier,
+        image_shape=runs.image_shape(path))
+    if scorer.note:
+        print(f"evaluate | note: {scorer.note}.", flush=True)
     generator, discriminator, step = runs.load_networks(path, FLAGS.raw_generator)
     results = scorer(generator, discriminator, step, checkpoint=path)
     scorer.close()

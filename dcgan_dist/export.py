@@ -39,7 +39,8 @@ def export():
         savedmodel.export_detector(discriminator, os.path.join(FLAGS.export_dir,
                                                             savedmodel.DETECTOR_FOLDER))
         with open(os.path.join(FLAGS.export_dir, "export.json"), "w") as f:
-            json.dump({"step": step, "checkpoint": path}, f, indent=2)
+            json.dump({"step": step, "checkpoint": path,
+                       "image_shape": list(runs.image_shape(path))}, f, indent=2)
     except (OSError, tf.errors.OpError) as e:
         reason = str(e).splitlines()[0][:200]
         raise ConfigError(f"--export_dir={FLAGS.export_dir} cannot be written ({reason}); "

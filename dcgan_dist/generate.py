@@ -77,7 +77,7 @@ def generate():
 
     from dcgan_dist import images
     from dcgan_dist.serving import sampling
-    generator, _ = runs.make_networks(runs.generator_architecture(path))
+    generator, _ = runs.networks_of(path)
     step = runs.restore(path, generator=generator, raw=FLAGS.raw_generator)
     written = []
     if FLAGS.npz or FLAGS.grid:
@@ -85,7 +85,9 @@ def generate():
         samples = sampling.generate_images(generator, sampling.noise_for_seeds(seeds))
         if FLAGS.npz:
             try:
-                np.savez(FLAGS.npz, images=samples[..., 0], seeds=seeds, step=step)
+                # Grey images as [N, H, W] (as before colour), colour as [N, H, W, 3].
+                np.savez(FLAGS.npz, seeds=seeds, step=step,
+                         images=samples[..., 0] if samples.shape[-1] == 1 else samples)
             except OSError as e:
                 raise ConfigError(f"--npz={FLAGS.npz} cannot be written ({e}).") from None
             written.append(FLAGS.npz)

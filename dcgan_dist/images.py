@@ -8,7 +8,8 @@ import numpy as np
 from dcgan_dist import workdir as layout
 
 _GAP = 2      # pixels of grey between tiles
-_SCALE = 2    # nearest-neighbour upscaling, so a 28x28 digit is visible at a glance
+_SCALE = 2    # nearest-neighbour upscaling, so a 28x28 digit is visible at a glance ...
+_SCALED_BELOW = 64  # ... and a 32x32 image; 64x64 ones are shown as they are
 
 
 def to_uint8(images):
@@ -18,26 +19,30 @@ def to_uint8(images):
 
 
 def grid(images, columns=4):
-    """[N, H, W, 1] images in [-1, 1] -> one uint8 [rows*H', columns*W'] picture."""
+    """[N, H, W, C] images in [-1, 1] -> one uint8 picture (see `tile`)."""
     return tile(to_uint8(images), columns)
 
 
 def tile(images, columns=4):
-    """uint8 [N, H, W, 1] images -> one uint8 [rows*H', columns*W'] picture."""
-    tiles = np.asarray(images, np.uint8)[..., 0]
-    count, height, width = tiles.shape
+    """uint8 [N, H, W, C] images -> one uint8 picture of them in rows of `columns`:
+    [rows*H', columns*W'] for grey images, [rows*H', columns*W', 3] for colour."""
+    tiles = np.asarray(images, np.uint8)
+    count, height, width, channels = tiles.shape
     rows = -(-count // columns)
-    out = np.full((rows * (height + _GAP) + _GAP, columns * (width + _GAP) + _GAP), 128,
-                  np.uint8)
+    out = np.full((rows * (height + _GAP) + _GAP, columns * (width + _GAP) + _GAP,
+                   channels), 128, np.uint8)
     for i, tile in enumerate(tiles):
         top = _GAP + (i // columns) * (height + _GAP)
         left = _GAP + (i % columns) * (width + _GAP)
         out[top:top + height, left:left + width] = tile
-    return out.repeat(_SCALE, axis=0).repeat(_SCALE, axis=1)
+    if channels == 1:
+        out = out[..., 0]
+    scale = _SCALE if height < _SCALED_BELOW else 1
+    return out.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
 def save_grid(images, path):
-    """Writes the grid of `images` to `path`; returns the grid as uint8 [H, W]."""
+    """Writes the grid of `images` to `path`; returns the grid as uint8 [H, W(, 3)]."""
     picture = grid(images)
     iio.imwrite(path, picture)
     return picture

@@ -1,7 +1,10 @@
-"""The article's generator and discriminator, ready for any replica count and precision.
+"""The article's generator and discriminator, ready for any replica count, precision and
+image shape.
 
-The layers, shapes and parameter counts are the article's (2,330,944 and 212,865). Three
-things differ, none of which changes what the networks compute on one device:
+At 28x28x1 the layers, shapes and parameter counts are the article's (2,330,944 and
+212,865); other sizes and colour follow the DCGAN paper's rule (`shapes`: one stride-2
+stage per doubling, the channels halving toward the image). Three things differ from the
+article, none of which changes what the networks compute on one device:
 - batch normalization can be synchronized across replicas, so its statistics are those of
   the global batch;
 - dropout draws its mask for the global batch from a per-call seed (see `rng`), so that a
@@ -14,10 +17,10 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from dcgan_dist import rng
+from dcgan_dist import rng, shapes
 
 NOISE_DIM = 100
-IMAGE_SHAPE = (28, 28, 1)
+IMAGE_SHAPE = shapes.DEFAULT_SHAPE  # the article's
 
 
 @keras.saving.register_keras_serializable(package="dcgan_dist")
@@ -65,39 +68,51 @@ def _glorot(seed, layer_index):
     return keras.initializers.GlorotUniform(seed=seed * 100 + layer_index)
 
 
-def _generator(upsampling_conv, sync_batch_norm, dtype, seed):
-    """Dense(7*7*256) -> 7x7x256 -> 128 -> 64 (14x14) -> 1 (28x28), batch norm and
-    leaky ReLU between; `upsampling_conv(filters, layer_index, strides, **kwargs)` gives
-    the layers of each upsampling convolution."""
+def _widths(image_shape):
+    """(base, [the generator's widths after the dense layer, widest first])."""
+    base, doublings = shapes.stages(image_shape[0])
+    return base, [64 * 2 ** i for i in range(doublings, -1, -1)]
+
+
+def _generator(upsampling_conv, image_shape, sync_batch_norm, dtype, seed):
+    """Dense(base*base*top) -> base x base x top -> a stride-1 convolution to top/2, then
+    one stride-2 convolution per doubling, halving the channels, the last to the image's
+    channels; batch norm and leaky ReLU between. At 28x28x1: Dense(7*7*256) -> 128 -> 64
+    (14x14) -> 1 (28x28), the article's. `upsampling_conv(filters, layer_index, strides,
+    **kwargs)` gives the layers of each upsampling convolution."""
     def block(filters, index, strides):
         return [*upsampling_conv(filters, index, strides),
                 layers.BatchNormalization(synchronized=sync_batch_norm, dtype=dtype),
                 layers.LeakyReLU(dtype=dtype)]
 
+    base, widths = _widths(image_shape)
+    hidden = [block(widths[1], 1, 1)] + [block(width, index, 2) for index, width
+                                         in enumerate(widths[2:], start=2)]
     return keras.Sequential([
         keras.Input((NOISE_DIM,)),
-        layers.Dense(7 * 7 * 256, use_bias=False, kernel_initializer=_glorot(seed, 0),
-                     dtype=dtype),
+        layers.Dense(base * base * widths[0], use_bias=False,
+                     kernel_initializer=_glorot(seed, 0), dtype=dtype),
         layers.BatchNormalization(synchronized=sync_batch_norm, dtype=dtype),
         layers.LeakyReLU(dtype=dtype),
-        layers.Reshape((7, 7, 256), dtype=dtype),
-        *block(128, 1, 1),
-        *block(64, 2, 2),
-        *upsampling_conv(1, 3, 2, activation="tanh"),
+        layers.Reshape((base, base, widths[0]), dtype=dtype),
+        *[layer for stage in hidden for layer in stage],
+        *upsampling_conv(image_shape[-1], len(widths), 2, activation="tanh"),
     ], name="generator")
 
 
-def make_generator_model(sync_batch_norm=False, dtype=None, seed=0):
-    """Noise [N, 100] -> images [N, 28, 28, 1] in [-1, 1] (the article's generator)."""
+def make_generator_model(sync_batch_norm=False, dtype=None, seed=0,
+                         image_shape=IMAGE_SHAPE):
+    """Noise [N, 100] -> images [N, *image_shape] in [-1, 1] (the article's generator)."""
     def transposed_conv(filters, index, strides, **kwargs):
         return [layers.Conv2DTranspose(filters, 5, strides=strides, padding="same",
                                        use_bias=False, kernel_initializer=_glorot(seed, index),
                                        dtype=dtype, **kwargs)]
 
-    return _generator(transposed_conv, sync_batch_norm, dtype, seed)
+    return _generator(transposed_conv, image_shape, sync_batch_norm, dtype, seed)
 
 
-def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0):
+def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0,
+                                     image_shape=IMAGE_SHAPE):
     """The article's generator with each transposed convolution replaced by
     nearest-neighbour upsampling and a convolution (Odena et al. 2016's remedy for
     checkerboard artefacts): the same widths, kernels and layer count, another family
@@ -110,7 +125,7 @@ def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0):
                                          kernel_initializer=_glorot(seed, index),
                                          dtype=dtype, **kwargs)]
 
-    return _generator(resize_conv, sync_batch_norm, dtype, seed)
+    return _generator(resize_conv, image_shape, sync_batch_norm, dtype, seed)
 
 
 GENERATORS = {"dcgan": make_generator_model, "resize_conv": make_resize_conv_generator_model}
@@ -121,18 +136,20 @@ def make_generator(name="dcgan", **kwargs):
     return GENERATORS[name](**kwargs)
 
 
-def make_discriminator_model(seed=0, dtype=None):
-    """Images [N, 28, 28, 1] -> float32 logits [N, 1] (the article's discriminator)."""
+def make_discriminator_model(seed=0, dtype=None, image_shape=IMAGE_SHAPE):
+    """Images [N, *image_shape] -> float32 logits [N, 1]: one stride-2 convolution per
+    doubling (64, 128, ... channels), each with leaky ReLU and dropout, then Dense(1).
+    At 28x28x1, the article's discriminator."""
+    _, doublings = shapes.stages(image_shape[0])
+    body = []
+    for i in range(doublings):
+        body += [layers.Conv2D(64 * 2 ** i, 5, strides=2, padding="same",
+                               kernel_initializer=_glorot(seed, 10 + i), dtype=dtype),
+                 layers.LeakyReLU(dtype=dtype),
+                 ShardInvariantDropout(0.3, seed=seed * 100 + 20 + i, dtype=dtype)]
     return keras.Sequential([
-        keras.Input(IMAGE_SHAPE),
-        layers.Conv2D(64, 5, strides=2, padding="same",
-                      kernel_initializer=_glorot(seed, 10), dtype=dtype),
-        layers.LeakyReLU(dtype=dtype),
-        ShardInvariantDropout(0.3, seed=seed * 100 + 20, dtype=dtype),
-        layers.Conv2D(128, 5, strides=2, padding="same",
-                      kernel_initializer=_glorot(seed, 11), dtype=dtype),
-        layers.LeakyReLU(dtype=dtype),
-        ShardInvariantDropout(0.3, seed=seed * 100 + 21, dtype=dtype),
+        keras.Input(tuple(image_shape)),
+        *body,
         layers.Flatten(dtype=dtype),
-        layers.Dense(1, kernel_initializer=_glorot(seed, 12), dtype="float32"),
+        layers.Dense(1, kernel_initializer=_glorot(seed, 10 + doublings), dtype="float32"),
     ], name="discriminator")

@@ -8,6 +8,8 @@ Several hosts (TF_CONFIG set on each, see launch/):
     python -m dcgan_dist.train --strategy=multi_worker --workdir=/shared/run
 A Cloud TPU:
     python -m dcgan_dist.train --strategy=tpu --tpu=NAME --precision=bf16
+Your own images (class subfolders give labels), in colour at 64x64:
+    python -m dcgan_dist.train --data_dir=FOLDER --image_size=64 --channels=3
 Then: tensorboard --logdir=WORKDIR
 
 Every flag: --helpfull, or docs/flags.md. Exit statuses: dcgan_dist/errors.py.
@@ -19,11 +21,17 @@ from dcgan_dist import cli  # first: it quiets TensorFlow's C++ log before TF lo
 
 FLAGS = flags.FLAGS
 cli.define_strategy_flags()
-flags.DEFINE_string("dataset", "mnist", "tfds dataset of 28x28x1 images "
-                    "(mnist, fashion_mnist, ...).")
-flags.DEFINE_string("data_dir", None, "Folder of MNIST-format IDX files to use instead of "
-                    "downloading (e.g. /usr/share/datasets/fashion-mnist): the train-* "
-                    "images and labels, and the t10k-* pair if you evaluate.")
+flags.DEFINE_string("dataset", "mnist", "tfds image dataset (mnist, fashion_mnist, "
+                    "cifar10, celeb_a with --image_size=64, ...).")
+flags.DEFINE_string("data_dir", None, "A folder to train on instead of downloading: "
+                    "image files (PNG, JPEG, ...), in one subfolder per class for labels, "
+                    "with an optional test/ beside train/ for evaluation (docs/usage.md); "
+                    "or MNIST-format IDX files (e.g. /usr/share/datasets/fashion-mnist): "
+                    "the train-* images and labels, and the t10k-* pair if you evaluate.")
+flags.DEFINE_integer("image_size", None, "Square image size the networks are built for "
+                     "(28, 32, 64, ...; default: the data's own). Larger images are "
+                     "centre-cropped and resized; smaller ones are refused.")
+flags.DEFINE_integer("channels", None, "1 (grey) or 3 (colour); default: the data's own.")
 flags.DEFINE_string("tfds_data_dir", None, "Where tensorflow-datasets keeps prepared data.")
 flags.DEFINE_string("split", "train", "tfds split to train on, e.g. train or train[:10%].")
 flags.DEFINE_string("workdir", "runs/dcgan", "Checkpoints, images, GIF and TensorBoard "
@@ -101,6 +109,7 @@ def _config_from_flags():
         workdir=FLAGS.workdir, strategy=FLAGS.strategy, cpu_replicas=FLAGS.cpu_replicas,
         tpu=FLAGS.tpu, deterministic=FLAGS.deterministic, dataset=FLAGS.dataset,
         data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir, split=FLAGS.split,
+        image_size=FLAGS.image_size, channels=FLAGS.channels,
         epochs=FLAGS.epochs, max_steps=FLAGS.max_steps, seed=FLAGS.seed, recipe=FLAGS.recipe,
         generator=FLAGS.generator,
         learning_rate=FLAGS.learning_rate,

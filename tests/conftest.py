@@ -58,7 +58,7 @@ def settled(config, strategy):
     """`config` with every open choice made, as a training run settles it once
     (train_step.build refuses an unsettled config)."""
     from dcgan_dist.training import settings
-    return settings.resolve(config, strategy)[0]
+    return settings.resolve(config, strategy, image_shape=(28, 28, 1))[0]
 
 
 def checkpoint_values(workdir, step=None):

@@ -2,6 +2,7 @@
 previous run wrote: each must end with its own one-line reason and a non-zero status,
 and leave every file already written (workdir and prepared data) exactly as it was."""
 
+import json
 import os
 import shutil
 
@@ -47,6 +48,33 @@ def _empty_data_folder(tmp_path, workdir):
     return [f"--data_dir={tmp_path / 'empty'}"]
 
 
+def _image_folder(tmp_path, files):
+    """--data_dir of a folder of image files: {relative path: uint8 array, or bytes}."""
+    from PIL import Image
+    folder = tmp_path / "images"
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            (folder / name).write_bytes(content)
+        else:
+            Image.fromarray(content).save(folder / name)
+    return [f"--data_dir={folder}"]
+
+
+def _unrecorded_shape(workdir):
+    """The workdir's config.json without the image shape (as runs recorded before shapes
+    were), which a resumed run would otherwise keep."""
+    recorded = json.loads((workdir / "config.json").read_text())
+    del recorded["image_size"], recorded["channels"]
+    (workdir / "config.json").write_text(json.dumps(recorded))
+    return []
+
+
+def _pictures(count, shape, prefix="", seed=0):
+    pictures = np.random.default_rng(seed).integers(0, 256, (count, *shape), np.uint8)
+    return {f"{prefix}{i:03d}.png": picture for i, picture in enumerate(pictures)}
+
+
 def _workdir_is_a_file(tmp_path, workdir):
     path = tmp_path / "a_file"
     path.write_text("keep me")
@@ -88,7 +116,30 @@ CASES = [
     ("data_dir is not a folder", _flags("--data_dir=/nonexistent/idx"), 2,
      "is not a folder"),
     # Data: exit 3, before anything is trained or prepared.
-    ("empty data folder", _empty_data_folder, 3, "train-images-idx3-ubyte"),
+    ("empty data folder", _empty_data_folder, 3, "holds no image files"),
+    ("folder of files that are not images", lambda tmp_path, workdir: _image_folder(
+        tmp_path, {"notes.txt": b"not a picture", "table.csv": b"1,2"}), 3,
+     "holds no image files (it holds 2 other files, e.g. notes.txt)"),
+    ("a corrupt image", lambda tmp_path, workdir: _image_folder(
+        tmp_path, {**_pictures(8, (32, 32, 3)), "broken.png": b"\x89PNG\r\n\x1a\n" +
+                   bytes(40)}), 3, "broken.png is not an image that can be decoded"),
+    ("images smaller than --image_size", lambda tmp_path, workdir: _image_folder(
+        tmp_path, _pictures(8, (24, 24, 3))) + ["--image_size=32"], 3,
+     "is 24x24 pixels, smaller than --image_size=32"),
+    ("grey and colour mixed", lambda tmp_path, workdir: _unrecorded_shape(workdir) +
+     _image_folder(tmp_path, {**_pictures(4, (32, 32, 3)),
+                              **_pictures(4, (32, 32), "grey")}), 3,
+     "mixes 4 greyscale images"),
+    ("a single class", lambda tmp_path, workdir: _image_folder(
+        tmp_path, _pictures(8, (32, 32, 3), "cats/")), 3, "a single class subfolder"),
+    ("images beside class folders", lambda tmp_path, workdir: _image_folder(
+        tmp_path, {**_pictures(4, (32, 32, 3), "cats/"), **_pictures(4, (32, 32, 3))}),
+     3, "beside class subfolders"),
+    ("a size the networks cannot build", _flags("--image_size=30"), 2,
+     "--image_size=30 cannot be built"),
+    ("images of a size the networks cannot build", lambda tmp_path, workdir: _image_folder(
+        tmp_path, _pictures(8, (30, 30, 3))), 2, "--image_size=30 cannot be built"),
+    ("neither grey nor colour", _flags("--channels=2"), 2, "--channels=2 is not supported"),
     ("wrong magic number", lambda tmp_path, workdir: _data_dir(
         tmp_path, images=b"\x00\x00\x09\x03" + bytes(100)), 3, "magic number"),
     ("truncated images", lambda tmp_path, workdir: _data_dir(

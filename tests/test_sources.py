@@ -4,9 +4,10 @@ import socket
 import time
 
 import pytest
+import tensorflow_datasets as tfds
 
 from dcgan_dist.data import idx, sources
-from dcgan_dist.errors import DataError
+from dcgan_dist.errors import ConfigError, DataError
 
 
 def test_fashion_mnist_is_found_in_the_debian_folder(fashion_dir, tfds_dir):
@@ -28,13 +29,18 @@ def test_bad_data_dir_is_a_data_error(tmp_path, tfds_dir):
     assert issubclass(idx.IdxFormatError, DataError)
 
 
-def test_unknown_and_wrongly_shaped_datasets_are_refused(tmp_path):
+def test_unknown_datasets_are_refused_and_other_shapes_settle_from_metadata(tmp_path):
     with pytest.raises(DataError, match="not a tensorflow-datasets dataset"):
         sources.load_builder("no_such_dataset", tfds_data_dir=str(tmp_path))
     started = time.monotonic()
-    with pytest.raises(DataError, match=r"shape \(32, 32, 3\).*28x28x1"):
-        sources.load_builder("cifar10", tfds_data_dir=str(tmp_path))
-    assert time.monotonic() - started < 10  # refused from its metadata, nothing fetched
+    cifar10 = tfds.builder("cifar10", data_dir=str(tmp_path))  # metadata only
+    assert sources.settle_shape(cifar10) == (32, 32, 3)
+    assert sources.settle_shape(cifar10, 28, 1) == (28, 28, 1)
+    with pytest.raises(DataError, match=r"32x32 pixels, smaller than --image_size=64"):
+        sources.settle_shape(cifar10, 64)
+    with pytest.raises(ConfigError, match=r"--image_size=30 cannot be built"):
+        sources.settle_shape(cifar10, 30)
+    assert time.monotonic() - started < 10  # nothing fetched
 
 
 def _closed_loopback_port():

@@ -11,8 +11,13 @@ into per-replica batches in replica order. So
 - a run resumed at global step s rebuilds the stream from epoch s // steps_per_epoch and
   skips s % steps_per_epoch batches, and sees what an uninterrupted run would have seen.
 
-Each worker reads the whole split (at most 70,000 28x28 images, 55 MB as uint8) and keeps
-it cached in memory as uint8; scaling to [-1, 1] happens per batch, after slicing.
+Each worker reads the whole split (70,000 28x28 images are 55 MB as uint8) and keeps it
+cached in memory as uint8, at the run's image shape; scaling to [-1, 1] happens per
+batch, after slicing.
+
+A dataset whose images are not of the run's shape (a tfds dataset such as cifar10 or
+celeb_a, at another --image_size or --channels) is fitted to it once, before the cache,
+by `fit_image`: the centre crop and Lanczos resize that folders get when prepared.
 """
 
 import tensorflow as tf
@@ -23,15 +28,60 @@ def steps_per_epoch(num_examples, global_batch_size):
     return num_examples // global_batch_size
 
 
-def tfds_images(builder, split):
-    """(a function returning the uint8 image dataset of `split`, its number of images)."""
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's "L" (folders.to_channels)
+
+
+def fit_image(image, size, channels=None):
+    """uint8 [H, W, C] -> uint8 [size, size, channels]: converted to `channels` (grey
+    copied to R, G and B; colour to luma), centre-cropped to a square of its shorter
+    side and resized by Lanczos-3 with antialiasing. That is stylegan2-ada's
+    dataset_tool --transform=center-crop (Pillow's LANCZOS); pytorch/examples' dcgan
+    resizes the shorter side and then crops, the same picture up to rounding. Images
+    are only scaled down: callers refuse smaller ones (sources, folders)."""
+    image = tf.convert_to_tensor(image)
+    pixels = tf.cast(image, tf.float32)
+    if channels is not None and channels != image.shape[-1]:
+        pixels = (tf.tile(pixels, [1, 1, 3]) if channels == 3
+                  else tf.reduce_sum(pixels * LUMA, axis=-1, keepdims=True))
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    side = tf.minimum(height, width)
+    pixels = tf.image.crop_to_bounding_box(pixels, (height - side) // 2,
+                                           (width - side) // 2, side, side)
+    pixels = tf.image.resize(pixels, [size, size], method="lanczos3", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
+
+
+def fitted(dataset, native_shape, image_shape):
+    """`dataset` of uint8 images of `native_shape` (dims may be None), fitted to
+    `image_shape`; the same dataset when they already match."""
+    if tuple(native_shape) == tuple(image_shape):
+        return dataset
+    size, _, channels = image_shape
+
+    def fit(image):
+        with tf.control_dependencies([tf.debugging.assert_greater_equal(
+                tf.reduce_min(tf.shape(image)[:2]), size,
+                message=f"an image is smaller than --image_size={size}")]):
+            return tf.ensure_shape(fit_image(image, size, channels), image_shape)
+
+    return dataset.map(fit, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def native_shape(builder):
+    return tuple(builder.info.features["image"].shape)
+
+
+def tfds_images(builder, split, image_shape=None):
+    """(a function returning the uint8 images of `split`, of `image_shape` (default: the
+    data's own), their number)."""
     num_examples = builder.info.splits[split].num_examples
 
     def images_fn():
         ds = builder.as_dataset(split=split, shuffle_files=False,
                                 read_config=tfds.ReadConfig(try_autocache=False))
-        return ds.map(lambda example: example["image"],
-                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(lambda example: example["image"],
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return fitted(ds, native_shape(builder), image_shape or native_shape(builder))
 
     return images_fn, num_examples
 
@@ -52,7 +102,7 @@ def make_dataset_fn(images_fn, num_examples, global_batch_size, seed, start_step
     """A `dataset_fn` for `strategy.distribute_datasets_from_function`.
 
     Args:
-      images_fn: returns a tf.data.Dataset of uint8 [28, 28, 1] images in a fixed order.
+      images_fn: returns a tf.data.Dataset of uint8 [H, W, C] images in a fixed order.
       num_examples: how many images `images_fn` yields.
       global_batch_size: images per step across all replicas.
       seed: run seed; with the epoch it fixes each epoch's order.

@@ -1,16 +1,24 @@
 """The splits of a dataset that evaluation and the detectors read whole, as arrays, and
 the check that the real split evaluation compares against exists."""
 
-from dcgan_dist.data import idx
+import numpy as np
+
+from dcgan_dist.data import idx, pipeline, sources
 from dcgan_dist.errors import DataError
 
 REAL_SPLIT = "test"  # the real images a generator is compared against
 
 
-def load_split(builder, split):
-    """(uint8 images [N, 28, 28, 1], int64 labels [N]) of a split, in the split's order."""
+def load_split(builder, split, image_shape=None):
+    """(uint8 images [N, *image_shape], int64 labels [N] or None for unlabelled data) of
+    a split, in the split's order; image_shape: the run's (default: the data's own)."""
     data = builder.as_dataset(split=split, batch_size=-1, shuffle_files=False)
-    return data["image"].numpy(), data["label"].numpy()
+    images = data["image"].numpy()
+    if image_shape is not None and images.shape[1:] != tuple(image_shape):
+        images = np.stack([pipeline.fit_image(image, image_shape[0], image_shape[-1])
+                           .numpy() for image in images])
+    labels = data["label"].numpy().astype(np.int64) if "label" in data else None
+    return images, labels
 
 
 def require_real_split(builder, data_dir, needed_by="evaluation", error=DataError,
@@ -23,9 +31,13 @@ def require_real_split(builder, data_dir, needed_by="evaluation", error=DataErro
     """
     if REAL_SPLIT in builder.info.splits:
         return
-    if data_dir:
+    if data_dir and sources.is_idx_folder(data_dir):
         where = (f"--data_dir={data_dir} holds only training files; add "
                  f"{idx.split_file_names(REAL_SPLIT)} to that folder")
+    elif data_dir:
+        where = (f"--data_dir={data_dir} has no {REAL_SPLIT}/ subfolder; put the training "
+                 f"images in train/ and held-out ones in {REAL_SPLIT}/ (with the same "
+                 "class subfolders)")
     else:
         where = (f"'{builder.info.full_name}' has no '{REAL_SPLIT}' split; use a dataset "
                  "that has one")

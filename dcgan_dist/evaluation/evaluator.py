@@ -22,6 +22,7 @@ from dcgan_dist.evaluation import classifier, metrics
 from dcgan_dist.serving import detection, runs, sampling
 
 MIN_SAMPLES = 10  # k-NN manifolds (k=3) and KID subsets need a few images
+LABEL_FREE_METRICS = ("fid", "kid", "precision_recall")  # need features, not classes
 
 
 class Evaluator:
@@ -45,19 +46,38 @@ class Evaluator:
       seed: the generated images are those of seeds seed .. seed + num_samples - 1.
       classifier_dir: where the classifier is cached (default: beside the data).
       compare_earlier: score the discriminator against earlier checkpoints' samples.
+      image_shape: the run's (H, W, C) (default: the data's own).
+
+    Unlabelled data (a folder without class subfolders) is embedded by the classifier's
+    untrained network and skips the metrics that need class probabilities (`note`
+    says so; classifier.py says why).
     """
 
     def __init__(self, dataset, data_dir=None, tfds_data_dir=None, workdir=None,
-                 num_samples=10000, seed=0, classifier_dir=None, compare_earlier=True):
+                 num_samples=10000, seed=0, classifier_dir=None, compare_earlier=True,
+                 image_shape=None):
         if num_samples < MIN_SAMPLES:
             raise ConfigError(f"--num_samples={num_samples} is too few; use at least "
                               f"{MIN_SAMPLES} (10000 for numbers comparable with papers).")
-        builder = sources.load_builder(dataset, data_dir, tfds_data_dir)
+        size, _, channels = image_shape or (None, None, None)
+        builder, image_shape, _ = sources.load(dataset, data_dir, tfds_data_dir, size,
+                                               channels)
         splits.require_real_split(builder, data_dir)
-        self.classifier = classifier.load_or_train(builder, dataset, classifier_dir)
+        self.metric_names, self.note = None, None
+        if classifier.is_labelled(builder):
+            # A folder of image files is no named dataset with an accuracy bar.
+            named = dataset if not data_dir or sources.is_idx_folder(data_dir) else None
+            self.classifier = classifier.load_or_train(builder, named, classifier_dir,
+                                                       image_shape)
+        else:
+            self.classifier = classifier.untrained(image_shape)
+            self.metric_names = LABEL_FREE_METRICS
+            self.note = ("the data has no labels, so FID, KID and precision/recall use "
+                         "the untrained classifier's random features, and the classifier "
+                         "score and class coverage, which need classes, are skipped")
         total = builder.info.splits[splits.REAL_SPLIT].num_examples
         self.real_images, _ = splits.load_split(
-            builder, f"{splits.REAL_SPLIT}[:{min(num_samples, total)}]")
+            builder, f"{splits.REAL_SPLIT}[:{min(num_samples, total)}]", image_shape)
         self.real = self.classifier.embed(self.real_images)
         self.noise = sampling.noise_for_seeds(np.arange(num_samples) + seed)
         self.workdir = workdir
@@ -76,7 +96,8 @@ class Evaluator:
         """
         started = time.perf_counter()
         fake_images = sampling.generate_images(generator, self.noise)
-        results = metrics.compute(self.real, self.classifier.embed(fake_images))
+        results = metrics.compute(self.real, self.classifier.embed(fake_images),
+                                  self.metric_names)
         real_logits = detection.score_images(discriminator, self.real_images)
         fake_logits = detection.score_images(discriminator, fake_images)
         results["detector_auc"] = metrics.roc_auc(real_logits, fake_logits)
@@ -97,8 +118,7 @@ class Evaluator:
             if earlier_step >= step:
                 continue
             if self._scratch_generator is None:  # built once, restored into each time
-                self._scratch_generator, _ = runs.make_networks(
-                    runs.generator_architecture(path))
+                self._scratch_generator, _ = runs.networks_of(path)
             runs.restore(path, generator=self._scratch_generator)
             images = sampling.generate_images(self._scratch_generator, self.noise)
             aucs[str(earlier_step)] = metrics.roc_auc(
@@ -108,7 +128,9 @@ class Evaluator:
     def _record(self, results, step, checkpoint, context):
         line = {"step": int(step), "checkpoint": checkpoint, **context,
                 "num_samples": int(self.noise.shape[0]),
-                "classifier_accuracy": self.classifier.test_accuracy, **results}
+                "classifier_accuracy": self.classifier.test_accuracy,
+                "features": "classifier" if self.classifier.trained else "untrained",
+                **results}
         with open(os.path.join(self.workdir, layout.METRICS_FILE), "a") as f:
             f.write(json.dumps(line) + "\n")
         if self._writer is None:

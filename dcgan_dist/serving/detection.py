@@ -13,7 +13,7 @@ from dcgan_dist.data import pipeline
 
 
 def detector_logits(discriminator, images):
-    """float32 [N] logits for uint8 images [N, 28, 28, 1] (inference mode, no dropout)."""
+    """float32 [N] logits for uint8 images [N, H, W, C] (inference mode, no dropout)."""
     logits = discriminator(pipeline.scale_images(images), training=False)
     return tf.cast(tf.reshape(logits, [-1]), tf.float32)
 

@@ -9,6 +9,7 @@ import glob
 import os
 import re
 
+from dcgan_dist import shapes
 from dcgan_dist import workdir as layout
 from dcgan_dist.errors import ConfigError, DataError
 
@@ -63,9 +64,18 @@ def generator_architecture(path):
     return layout.read_config(layout.of_checkpoint(path)).get("generator", "dcgan")
 
 
-def make_networks(architecture="dcgan"):
-    """A float32 generator (of `architecture`) and discriminator to restore a checkpoint
-    into.
+def image_shape(path):
+    """(H, W, C) of the images of checkpoint `path`'s networks, as its workdir's
+    config.json records them (28x28x1, the article's, for a checkpoint outside a workdir
+    or from before the shape was recorded)."""
+    recorded = layout.read_config(layout.of_checkpoint(path))
+    size = recorded.get("image_size") or shapes.DEFAULT_SHAPE[0]
+    return (size, size, recorded.get("channels") or shapes.DEFAULT_SHAPE[-1])
+
+
+def make_networks(architecture="dcgan", shape=shapes.DEFAULT_SHAPE):
+    """A float32 generator (of `architecture`) and discriminator of images of `shape`,
+    to restore a checkpoint into.
 
     Batch norm is not synchronized here, whatever training used: the synchronized and
     plain layers hold the same variables under the same checkpoint keys (tested), and
@@ -73,8 +83,14 @@ def make_networks(architecture="dcgan"):
     variables, so float32 networks restore them exactly.
     """
     from dcgan_dist import models
-    return (models.make_generator(architecture, sync_batch_norm=False, dtype="float32"),
-            models.make_discriminator_model(dtype="float32"))
+    return (models.make_generator(architecture, sync_batch_norm=False, dtype="float32",
+                                  image_shape=shape),
+            models.make_discriminator_model(dtype="float32", image_shape=shape))
+
+
+def networks_of(path):
+    """make_networks for checkpoint `path`: its generator architecture and image shape."""
+    return make_networks(generator_architecture(path), image_shape(path))
 
 
 AVERAGED_KEY = "generator_ema"  # the averaged generator's name in a checkpoint
@@ -122,6 +138,6 @@ def restore(path, generator=None, discriminator=None, raw=False):
 def load_networks(path, raw=False):
     """(generator, discriminator, step) restored from checkpoint `path` (the generator
     averaged, when the run averaged it and not `raw`)."""
-    generator, discriminator = make_networks(generator_architecture(path))
+    generator, discriminator = networks_of(path)
     step = restore(path, generator, discriminator, raw)
     return generator, discriminator, step

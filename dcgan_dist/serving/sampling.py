@@ -1,7 +1,7 @@
 """Samples from a generator, named by seeds: seed s always means the same noise vector.
 
     noise = noise_for_seeds(range(100, 116))   # [16, 100]: seeds 100..115
-    images = generate_images(generator, noise) # uint8 [16, 28, 28, 1]
+    images = generate_images(generator, noise) # uint8 [16, H, W, C]
 
 One image per seed, so image s does not depend on how many others were drawn with it,
 and the exported generator's `from_seeds` signature draws the same noise.
@@ -42,7 +42,7 @@ def images_to_uint8(images):
 
 
 def generate_images(generator, noise, batch_size=500):
-    """uint8 [N, 28, 28, 1] images of `generator` (inference mode) for noise [N, 100].
+    """uint8 [N, H, W, C] images of `generator` (inference mode) for noise [N, 100].
 
     Eager calls in fixed-size batches: nothing is traced, so calling it on new models or
     new weights, as often as needed, leaves no compiled functions behind.
@@ -51,7 +51,7 @@ def generate_images(generator, noise, batch_size=500):
     batches = [images_to_uint8(generator(noise[i:i + batch_size], training=False))
                for i in range(0, int(noise.shape[0]), batch_size)]
     if not batches:
-        return np.zeros([0, *models.IMAGE_SHAPE], np.uint8)
+        return np.zeros([0, *generator.output_shape[1:]], np.uint8)
     return tf.concat(batches, axis=0).numpy()
 
 

@@ -1,9 +1,11 @@
 """SavedModels for serving: the generator, and the discriminator as a detector.
 
-    generator/  serving_default: noise float32 [N, 100] -> {"images": uint8 [N,28,28,1]}
+    generator/  serving_default: noise float32 [N, 100] -> {"images": uint8 [N,H,W,C]}
                 from_seeds:      seeds int64 [N]        -> {"images": ..., "noise": ...}
-    detector/   serving_default: images uint8 [N,28,28,1]
+    detector/   serving_default: images uint8 [N,H,W,C]
                                  -> {"probability_real": float32 [N], "logit": float32 [N]}
+
+[H, W, C] is the run's image shape: [28, 28, 1] for the article's networks.
 
 Both load with `tf.saved_model.load` alone (no dcgan_dist, no Keras needed) and compute
 exactly what the checkpoint's networks compute in inference mode: the seed signature
@@ -41,8 +43,6 @@ class DetectorModule(tf.Module):
         super().__init__(name="dcgan_detector")
         self.discriminator = discriminator
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *models.IMAGE_SHAPE], tf.uint8,
-                                                name="images")])
     def detect(self, images):
         logits = detection.detector_logits(self.discriminator, images)
         return {"probability_real": tf.sigmoid(logits), "logit": logits}
@@ -57,5 +57,8 @@ def export_generator(generator, path):
 
 def export_detector(discriminator, path):
     module = DetectorModule(discriminator)
-    tf.saved_model.save(module, path, signatures={"serving_default": module.detect})
+    # The signature takes the discriminator's own image shape.
+    detect = tf.function(module.detect, input_signature=[tf.TensorSpec(
+        [None, *discriminator.input_shape[1:]], tf.uint8, name="images")])
+    tf.saved_model.save(module, path, signatures={"serving_default": detect})
     return path

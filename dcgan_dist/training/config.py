@@ -4,6 +4,7 @@ import dataclasses
 import os
 from typing import Optional
 
+from dcgan_dist import shapes
 from dcgan_dist.errors import ConfigError
 from dcgan_dist.training import recipes
 
@@ -36,7 +37,9 @@ class TrainConfig:
     recipe: str = recipes.ARTICLE
     generator: str = "dcgan"             # architecture: dcgan (the article's), resize_conv
     dataset: str = "mnist"
-    data_dir: Optional[str] = None       # folder of MNIST-format IDX files
+    data_dir: Optional[str] = None       # folder of image files or MNIST-format IDX files
+    image_size: Optional[int] = None     # square side the networks build for; None: data's
+    channels: Optional[int] = None       # 1 (grey) or 3 (colour); None: the data's
     tfds_data_dir: Optional[str] = None  # where tfds keeps prepared data (tfds default)
     split: str = "train"                 # any tfds split spec, e.g. "train[:10%]"
     epochs: int = 50
@@ -108,7 +111,8 @@ class TrainConfig:
                               "one a previous run wrote) instead.")
         if self.data_dir is not None and not os.path.isdir(self.data_dir):
             raise ConfigError(f"--data_dir={self.data_dir} is not a folder; name the folder "
-                              "that holds the MNIST-format IDX files.")
+                              "that holds the image files or MNIST-format IDX files.")
+        shapes.check(self.image_size, self.channels)
 
     def _check_and_fill_recipe(self):
         if self.recipe not in recipes.RECIPES:
@@ -157,12 +161,20 @@ class TrainConfig:
         """Whether every open choice is made (settings.resolve does it, once per run)."""
         return (self.precision != AUTO and self.jit_compile is not None
                 and self.sync_batch_norm is not None and self.progress_bar is not None
-                and self.steps_per_loop is not None)
+                and self.steps_per_loop is not None and self.image_size is not None
+                and self.channels is not None)
 
     def total_steps(self, steps_per_epoch):
         """The global step this run trains to: its epochs, or --max_steps if sooner."""
         total = self.epochs * steps_per_epoch
         return min(total, self.max_steps) if self.max_steps else total
+
+    @property
+    def image_shape(self):
+        """(H, W, C) of the images the networks make and judge (once settled)."""
+        if self.image_size is None or self.channels is None:
+            raise ValueError("settle the image shape first (settings.resolve)")
+        return (self.image_size, self.image_size, self.channels)
 
     @property
     def compute_dtype(self):
@@ -179,7 +191,8 @@ class TrainConfig:
                 f"{max(1, round(self.batch_size / num_replicas)) * num_replicas}.")
 
     # Values that shape the training trajectory: a workdir resumes only with the same ones.
-    RESUME_KEYS = ("recipe", "generator", "dataset", "split", "seed", "precision") + recipes.FIELDS
+    RESUME_KEYS = ("recipe", "generator", "dataset", "split", "seed", "precision",
+                   "image_size", "channels") + recipes.FIELDS
 
     def resume_fields(self):
         return {key: getattr(self, key) for key in self.RESUME_KEYS}

@@ -118,7 +118,7 @@ class EpochLoop:
         picture = images.save_grid(samples, layout.grid_path(self.config.workdir, epoch,
                                                              step))
         with self.writer.as_default(step=step):
-            tf.summary.image("samples", picture[None, :, :, None])
+            tf.summary.image("samples", picture.reshape(1, *picture.shape[:2], -1))
 
     def ended_mid_epoch(self, step):
         return step % self.per_epoch != 0

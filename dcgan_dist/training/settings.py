@@ -3,6 +3,8 @@
 `TrainConfig` leaves some choices open ("auto", None); `resolve` closes them all, for
 this strategy and platform, and says why for each choice the log prints:
 - precision: what the workdir was trained with when it resumes, else the platform's;
+- the image shape: the data's (what `sources.load` settled), or the workdir's when it
+  resumes;
 - jit_compile: the platform's (hardware.py);
 - sync_batch_norm: on when there are several replicas, and never together with XLA,
   which cannot compile the all-reduce inside the forward pass;
@@ -24,11 +26,12 @@ from dcgan_dist.training.config import AUTO
 IMAGES_PER_CALL = 2048  # --steps_per_loop=auto: images per compiled call
 
 
-def resolve(config, strategy, recorded=None, platform=None):
+def resolve(config, strategy, recorded=None, platform=None, image_shape=None):
     """(`config` with every open choice made, [the reason of each choice made]).
 
     recorded: the workdir's config.json fields ({} or None for a new run).
     platform: a hardware.Platform; by default this process's.
+    image_shape: (S, S, C) of the data, for --image_size and --channels left open.
     Raises ConfigError for settings that cannot train together.
     """
     num_replicas = strategy.num_replicas_in_sync
@@ -39,6 +42,11 @@ def resolve(config, strategy, recorded=None, platform=None):
         # A resumed run keeps its precision, whatever this machine would choose.
         config = dataclasses.replace(config, precision=recorded_precision)
         notes.append(f"precision {recorded_precision} (the workdir was trained with it)")
+    for key, index in (("image_size", 0), ("channels", 2)):
+        if getattr(config, key) is None:
+            value = (image_shape[index] if image_shape is not None
+                     else (recorded or {}).get(key))
+            config = dataclasses.replace(config, **{key: value})
     config, choices = hardware.resolve(config, strategy, platform)
     notes += choices
     if config.sync_batch_norm is None:

@@ -95,8 +95,10 @@ def create_state(config, strategy):
     dtype = PRECISIONS[config.precision]
     with strategy.scope():
         generator = models.make_generator(config.generator, dtype=dtype, seed=config.seed,
-                                          sync_batch_norm=config.sync_batch_norm)
-        discriminator = models.make_discriminator_model(seed=config.seed, dtype=dtype)
+                                          sync_batch_norm=config.sync_batch_norm,
+                                          image_shape=config.image_shape)
+        discriminator = models.make_discriminator_model(seed=config.seed, dtype=dtype,
+                                                        image_shape=config.image_shape)
         # Keras 3 creates optimizer slots lazily; under a strategy that must happen here,
         # in the scope, not inside the first tf.function call.
         optimizers = []
@@ -110,7 +112,8 @@ def create_state(config, strategy):
         averaged = None
         if config.ema:
             averaged = models.make_generator(config.generator, dtype=dtype,
-                                             seed=config.seed)
+                                             seed=config.seed,
+                                             image_shape=config.image_shape)
             ema.copy(averaged, generator)
         return TrainState(
             generator=generator, discriminator=discriminator,

@@ -14,7 +14,7 @@ import math
 
 import tensorflow as tf
 
-from dcgan_dist import images
+from dcgan_dist import images, shapes
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline, sources, splits
 from dcgan_dist.errors import ConfigError, DataError, NonFiniteError, Preempted
@@ -32,18 +32,26 @@ from dcgan_dist.training.train_step import weights_fingerprint
 MAX_ROLLBACKS = 3  # --on_nan=rollback: halve the learning rates at most this many times
 
 
-def _load_images(config):
-    """(tfds builder, function returning the split's uint8 images, their number)."""
-    builder = sources.load_builder(config.dataset, config.data_dir, config.tfds_data_dir)
+def _load_data(config, recorded):
+    """sources.Data of the run's images: a resumed run keeps the image shape its
+    workdir recorded when --image_size and --channels are not given."""
+    return sources.load(config.dataset, config.data_dir, config.tfds_data_dir,
+                        config.image_size or recorded.get("image_size"),
+                        config.channels or recorded.get("channels"))
+
+
+def _load_images(config, builder):
+    """(function returning the split's uint8 images at the run's shape, their number)."""
     try:
-        images_fn, num_examples = pipeline.tfds_images(builder, config.split)
+        images_fn, num_examples = pipeline.tfds_images(builder, config.split,
+                                                       config.image_shape)
     except (ValueError, KeyError, AssertionError) as e:
         raise ConfigError(f"--split={config.split} is not a split of '{config.dataset}' "
                           f"({e}); use e.g. train or train[:10%].") from None
     if num_examples < config.batch_size:
         raise DataError(f"--split={config.split} holds {num_examples} images, fewer than "
                         f"one batch of --batch_size={config.batch_size}.")
-    return builder, images_fn, num_examples
+    return images_fn, num_examples
 
 
 def train(config, strategy=None):
@@ -62,11 +70,16 @@ def train(config, strategy=None):
                                             config.tpu)
     chief = strategies.is_chief(strategy)
     saved = layout.read_config(config.workdir)
-    config, notes = settings.resolve(config, strategy, recorded=saved)
+    data = _load_data(config, saved)
+    builder = data.builder
+    for note in data.notes:
+        print(f"train | data: {note}", flush=True)
+    config, notes = settings.resolve(config, strategy, recorded=saved,
+                                     image_shape=data.image_shape)
     for note in notes:
         print(f"train | auto: {note}", flush=True)
     layout.check_config(config.workdir, saved, config.resume_fields())
-    builder, images_fn, num_examples = _load_images(config)
+    images_fn, num_examples = _load_images(config, builder)
     if config.eval_every_epochs or config.eval_every_images:
         # Here, before the workdir is written, rather than when the evaluator is built
         # after it; every worker checks, so a multi-worker job stops as one.
@@ -87,7 +100,7 @@ def train(config, strategy=None):
                                        config.keep_checkpoints)
     start_step = int(state.step.numpy())
     print(f"train | dataset: {builder.info.full_name} {config.split} ({num_examples} "
-          f"images) | replicas: {strategy.num_replicas_in_sync} | global batch: "
+          f"images of {shapes.name(config.image_shape)}) | replicas: {strategy.num_replicas_in_sync} | global batch: "
           f"{config.batch_size} | steps/epoch: {per_epoch} | precision: {config.precision} "
           f"| jit_compile: {config.jit_compile} | sync batch norm: {config.sync_batch_norm}"
           + (f" | resumed from {restored} at step {start_step}" if restored else ""),
@@ -101,9 +114,12 @@ def train(config, strategy=None):
         if chief and (config.eval_every_epochs or config.eval_every_images):
             scorer = evaluator.Evaluator(
                 config.dataset, config.data_dir, config.tfds_data_dir, config.workdir,
+                image_shape=config.image_shape,
                 num_samples=config.eval_samples, seed=config.seed,
                 compare_earlier=config.eval_earlier)
             cleanup.callback(scorer.close)
+            if scorer.note:
+                print(f"train | evaluation: {scorer.note}.", flush=True)
         signalled = cleanup.enter_context(preemption.stop_on_signals())
         epochs = loop.EpochLoop(built, manager, writer, chief, signalled, scorer)
         step = start_step

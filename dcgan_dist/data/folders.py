@@ -1,0 +1,238 @@
+"""Reading a folder of image files: its layout, its labels, and every image decoded and
+checked before anything is written.
+
+The layout, as torchvision's and tfds' ImageFolder read it:
+
+    FOLDER/CLASS/.../IMAGE      labelled: one subfolder per class (two or more)
+    FOLDER/IMAGE                unlabelled: the images directly in the folder
+    FOLDER/train/..., FOLDER/test/...
+                                splits: a `train/` subfolder marks a split folder, each
+                                split laid out as above; `test/` is optional (only
+                                evaluation reads it) and has the classes of `train/`
+
+Image files are those with the extensions of IMAGE_EXTENSIONS (what Pillow decodes);
+other files and hidden ones are skipped. Images are decoded with Pillow: a transparent
+background is composited onto white (clip art and icons), 16-bit greys are scaled to 8.
+
+Every unusable folder (empty, no image files, one class, images and class folders side
+by side, a test class that training lacks) and every unusable image (corrupt, smaller
+than the size asked for, greyscale mixed with colour when --channels is not given) is a
+DataError with one sentence naming the file, raised before tfds writes anything.
+"""
+
+import hashlib
+import os
+
+import numpy as np
+
+from dcgan_dist.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+SPLITS = ("train", "test")  # subfolder names that mark a split folder
+REQUIRED_SPLIT = "train"
+LAYOUT = ("image files (PNG, JPEG, ...) directly in the folder (unlabelled) or in one "
+          "subfolder per class (two or more), optionally under train/ and test/")
+
+
+def is_image_file(name):
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def _images_under(folder):
+    """Relative paths of the image files under `folder`, at any depth, sorted."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [os.path.relpath(os.path.join(root, f), folder)
+                  for f in sorted(files) if is_image_file(f)]
+    return found
+
+
+def _entries(folder):
+    return sorted(e for e in os.listdir(folder) if not e.startswith("."))
+
+
+def _read_split_layout(root, where):
+    """([(relative path, class name or None)], [class names] or None) of one split."""
+    entries = _entries(root)
+    files = [e for e in entries if os.path.isfile(os.path.join(root, e))]
+    loose = [e for e in files if is_image_file(e)]
+    classes = [e for e in entries if os.path.isdir(os.path.join(root, e))
+               and _images_under(os.path.join(root, e))]
+    if loose and classes:
+        raise DataError(f"{where} holds images ({loose[0]}, ...) beside class subfolders "
+                        f"({classes[0]}, ...); put every image in a class subfolder, or "
+                        "all directly in the folder to train without labels.")
+    if loose:
+        return [(name, None) for name in loose], None
+    if not classes:
+        others = f" (it holds {len(files)} other files, e.g. {files[0]})" if files else ""
+        raise DataError(f"{where} holds no image files{others}; pass a folder of "
+                        f"{LAYOUT}.")
+    if len(classes) == 1:
+        raise DataError(f"{where} has a single class subfolder, {classes[0]}/; labels need "
+                        "two or more classes, or put the images directly in the folder to "
+                        "train without labels.")
+    return ([(os.path.join(name, path), name) for name in classes
+             for path in _images_under(os.path.join(root, name))], classes)
+
+
+class Layout:
+    """What a folder holds: splits {name: [(path relative to the folder, class)]}, and
+    the class names (sorted; a label is an index into them) or None when unlabelled."""
+
+    def __init__(self, folder):
+        if not os.path.isdir(folder):
+            raise DataError(f"{folder} is not a folder; pass --data_dir=FOLDER of {LAYOUT}.")
+        self.folder = folder
+        split_folders = {s: os.path.join(folder, s) for s in SPLITS
+                         if os.path.isdir(os.path.join(folder, s))}
+        if REQUIRED_SPLIT not in split_folders:
+            if split_folders:
+                raise DataError(f"{folder} has a test/ subfolder but no train/; put the "
+                                "training images in train/.")
+            split_folders = {REQUIRED_SPLIT: folder}
+        self.splits, self.class_names = {}, None
+        for split, root in split_folders.items():
+            files, classes = _read_split_layout(root, root)
+            prefix = os.path.relpath(root, folder)
+            self.splits[split] = [(os.path.normpath(os.path.join(prefix, path)), label)
+                                  for path, label in files]
+            if split == REQUIRED_SPLIT:
+                self.class_names = classes
+            elif classes != self.class_names and not set(classes or ()) <= set(
+                    self.class_names or ()):
+                raise DataError(f"{root} has the classes {classes}, but "
+                                f"{split_folders[REQUIRED_SPLIT]} has {self.class_names}; "
+                                "a test split needs the training split's classes.")
+
+    def fingerprint(self):
+        """A short hash of the file names, sizes and modification times: a changed
+        folder is prepared again (content hashing would read every file on every run)."""
+        digest = hashlib.sha256()
+        for split in SPLITS:
+            for path, label in self.splits.get(split, ()):
+                stat = os.stat(os.path.join(self.folder, path))
+                digest.update(f"{split}\0{path}\0{label}\0{stat.st_size}\0"
+                              f"{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:12]
+
+
+def to_channels(picture, channels):
+    """uint8 [H, W, 1 or 3] -> [H, W, channels]: grey is copied to R, G and B; colour
+    becomes grey by ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B), as Pillow's "L"."""
+    if picture.shape[-1] == channels:
+        return picture
+    if channels == 3:
+        return np.repeat(picture, 3, axis=-1)
+    luma = np.rint(picture.astype(np.float64) @ [0.299, 0.587, 0.114])
+    return np.clip(luma, 0, 255).astype(np.uint8)[..., None]
+
+
+def _open(path):
+    from PIL import Image  # Pillow, imageio's decoder; imported with the first image
+    try:
+        return Image.open(path)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise _undecodable(path, e) from None
+
+
+def _undecodable(path, error):
+    return DataError(f"{path} is not an image that can be decoded ({type(error).__name__}"
+                     f": {str(error)[:120]}); remove or replace it.")
+
+
+def _is_grey(picture):
+    if picture.mode == "P":
+        palette = np.asarray(picture.getpalette() or [0, 0, 0], np.uint8).reshape(-1, 3)
+        return bool(np.all(palette == palette[:, :1]))
+    return picture.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "F")
+
+
+def probe(path):
+    """(width, height, whether grey) from the file's header, without decoding it."""
+    with _open(path) as picture:
+        return picture.width, picture.height, _is_grey(picture)
+
+
+def decode(path):
+    """uint8 [H, W, 1] (grey) or [H, W, 3] (colour) of an image file; transparency is
+    composited onto white. DataError naming the file when it does not decode."""
+    with _open(path) as picture:
+        try:
+            picture.load()
+            grey = _is_grey(picture)
+            if picture.mode.startswith("I") or picture.mode == "F":
+                pixels = np.asarray(picture, np.float64)
+                if pixels.max() > 255:  # 16-bit
+                    pixels = pixels / 257.0
+                return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)[..., None]
+            has_alpha = (picture.mode in ("LA", "RGBA", "PA")
+                         or "transparency" in picture.info)
+            rgba = np.asarray(picture.convert("RGBA"), np.float64)
+        except (OSError, ValueError, SyntaxError) as e:
+            raise _undecodable(path, e) from None
+    rgb = rgba[..., :3]
+    if has_alpha:  # onto white, as the images are shown
+        alpha = rgba[..., 3:] / 255.0
+        rgb = rgb * alpha + 255.0 * (1.0 - alpha)
+    rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return to_channels(rgb, 1) if grey else rgb
+
+
+def settle_shape(layout, image_size=None, channels=None):
+    """(image_size, channels, notes): the ones asked for, else the training images' own
+    (from their headers). Refuses, naming a file, images smaller than the size, a mix
+    of grey and colour without --channels, and sizes that differ without --image_size."""
+    paths = [os.path.join(layout.folder, path) for path, _ in
+             layout.splits[REQUIRED_SPLIT] + layout.splits.get("test", [])]
+    headers = [probe(path) for path in paths]
+    notes = []
+    greys = [path for path, (_, _, grey) in zip(paths, headers) if grey]
+    if channels is None:
+        if greys and len(greys) < len(paths):
+            raise DataError(
+                f"{layout.folder} mixes {len(greys)} greyscale images (e.g. {greys[0]}) "
+                f"with {len(paths) - len(greys)} colour ones; pass --channels=3 to train "
+                "in colour (the grey ones are copied to R, G and B) or --channels=1 to "
+                "train in grey.")
+        channels = 1 if greys else 3
+    elif 0 < len(greys) < len(paths):
+        converted = len(greys) if channels == 3 else len(paths) - len(greys)
+        notes.append(f"{converted} of {len(paths)} images converted to "
+                     f"{'colour' if channels == 3 else 'grey'} (--channels={channels})")
+    sizes = sorted({(width, height) for width, height, _ in headers})
+    if image_size is None:
+        if len(sizes) != 1 or sizes[0][0] != sizes[0][1]:
+            shown = ", ".join(f"{w}x{h}" for w, h in sizes[:3])
+            raise DataError(f"{layout.folder}'s images are not all of one square size "
+                            f"({shown}{', ...' if len(sizes) > 3 else ''}); pass "
+                            "--image_size to centre-crop and resize them to one.")
+        image_size = sizes[0][0]
+    for path, (width, height, _) in zip(paths, headers):
+        if min(width, height) < image_size:
+            raise DataError(f"{path} is {width}x{height} pixels, smaller than "
+                            f"--image_size={image_size}; images are only scaled down, so "
+                            "remove it or pass a smaller --image_size.")
+    return image_size, channels, notes
+
+
+def decode_split(layout, split, image_size, channels, fit):
+    """(uint8 images [N, S, S, C], int64 labels [N] or None) of one split, each image
+    decoded into the result (memory holds them at S x S, not at their own size).
+
+    fit: fit(image, size) -> uint8 [size, size, C], the centre crop and resize
+      (pipeline.fit_image); called only for images not already S x S.
+    Raises DataError, naming the file, for an image that does not decode.
+    """
+    files = layout.splits[split]
+    images = np.empty([len(files), image_size, image_size, channels], np.uint8)
+    for i, (path, _) in enumerate(files):
+        picture = to_channels(decode(os.path.join(layout.folder, path)), channels)
+        images[i] = picture if picture.shape[:2] == (image_size, image_size) else fit(
+            picture, image_size)
+    labels = None
+    if layout.class_names is not None:
+        index = {name: i for i, name in enumerate(layout.class_names)}
+        labels = np.array([index[label] for _, label in files], np.int64)
+    return images, labels
