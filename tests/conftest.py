@@ -164,3 +164,53 @@ def write_idx_folder(path, images, labels, test_images=None, test_labels=None,
         data = array if isinstance(array, bytes) else idx_bytes(array)
         (path / name).write_bytes(data)
     return str(path)
+
+
+ICON_DIR = "/usr/share/icons/oxygen/base/64x64"  # Debian's oxygen-icon-theme
+ICON_CLASSES = ("apps", "devices", "mimetypes", "places")
+
+
+def write_icon_folder(path, classes=ICON_CLASSES, per_class=None, test_every=5):
+    """Real colour images: the oxygen icons of `classes` that are at least 64x64 pixels
+    (the theme's 64x64 folder holds a few smaller ones), one subfolder per class, every
+    `test_every`-th icon of a class under test/ and the rest under train/; at most
+    `per_class` icons of each class. Returns the folder."""
+    from PIL import Image
+    if not os.path.isdir(ICON_DIR):
+        pytest.fail(f"{ICON_DIR} is missing: apt-get install oxygen-icon-theme")
+    for name in classes:
+        icons = sorted(os.listdir(os.path.join(ICON_DIR, name)))
+        kept = 0
+        for icon in icons:
+            source = os.path.join(ICON_DIR, name, icon)
+            with Image.open(source) as picture:
+                if min(picture.size) < 64:
+                    continue
+            split = "test" if kept % test_every == test_every - 1 else "train"
+            (path / split / name).mkdir(parents=True, exist_ok=True)
+            with open(source, "rb") as f:
+                (path / split / name / icon).write_bytes(f.read())
+            kept += 1
+            if per_class and kept == per_class:
+                break
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def icon_dir(tmp_path_factory):
+    """Real colour icons in class subfolders under train/ and test/ (~500 and ~125)."""
+    return write_icon_folder(tmp_path_factory.mktemp("icons"))
+
+
+def write_png_folder(path, splits):
+    """A folder of PNG files in class subfolders: {split: (uint8 images [N, H, W(, C)],
+    labels [N])} -> path/split/LABEL/NNNNN.png. Returns the folder."""
+    from PIL import Image
+    for split, (images, labels) in splits.items():
+        for label in np.unique(labels):
+            (path / split / str(label)).mkdir(parents=True, exist_ok=True)
+        for i, (image, label) in enumerate(zip(images, labels)):
+            Image.fromarray(np.squeeze(image, -1) if image.ndim == 3 and
+                            image.shape[-1] == 1 else image).save(
+                path / split / str(label) / f"{i:05d}.png")
+    return str(path)

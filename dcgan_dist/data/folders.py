@@ -52,7 +52,7 @@ def _entries(folder):
     return sorted(e for e in os.listdir(folder) if not e.startswith("."))
 
 
-def _read_split_layout(root, where):
+def _read_split_layout(root, where, training):
     """([(relative path, class name or None)], [class names] or None) of one split."""
     entries = _entries(root)
     files = [e for e in entries if os.path.isfile(os.path.join(root, e))]
@@ -69,7 +69,7 @@ def _read_split_layout(root, where):
         others = f" (it holds {len(files)} other files, e.g. {files[0]})" if files else ""
         raise DataError(f"{where} holds no image files{others}; pass a folder of "
                         f"{LAYOUT}.")
-    if len(classes) == 1:
+    if len(classes) == 1 and training:  # a test split may hold some classes only
         raise DataError(f"{where} has a single class subfolder, {classes[0]}/; labels need "
                         "two or more classes, or put the images directly in the folder to "
                         "train without labels.")
@@ -94,17 +94,18 @@ class Layout:
             split_folders = {REQUIRED_SPLIT: folder}
         self.splits, self.class_names = {}, None
         for split, root in split_folders.items():
-            files, classes = _read_split_layout(root, root)
+            files, classes = _read_split_layout(root, root, split == REQUIRED_SPLIT)
             prefix = os.path.relpath(root, folder)
             self.splits[split] = [(os.path.normpath(os.path.join(prefix, path)), label)
                                   for path, label in files]
             if split == REQUIRED_SPLIT:
                 self.class_names = classes
-            elif classes != self.class_names and not set(classes or ()) <= set(
-                    self.class_names or ()):
+            elif (classes is None) != (self.class_names is None) or not set(
+                    classes or ()) <= set(self.class_names or ()):
                 raise DataError(f"{root} has the classes {classes}, but "
                                 f"{split_folders[REQUIRED_SPLIT]} has {self.class_names}; "
-                                "a test split needs the training split's classes.")
+                                "a test split needs the training split's classes (None: "
+                                "images directly in the folder, unlabelled).")
 
     def fingerprint(self):
         """A short hash of the file names, sizes and modification times: a changed

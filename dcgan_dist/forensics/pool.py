@@ -7,8 +7,13 @@ A pool entry is written `WORKDIR[@SELECTOR][#raw|#averaged]`:
 - `#raw` takes the raw generator, `#averaged` the averaged one (an error if the run kept
   none); by default, what `dcgan_dist.generate` shows (the averaged one when there is
   one).
-An entry ending in `.npz` is a file of generated uint8 images [N, 28, 28] instead, e.g.
-from another package's generator.
+An entry ending in `.npz` is a file of generated uint8 images [N, H, W, C] instead (or
+[N, H, W] for grey), e.g. from another package's generator.
+
+A pool has one image shape, its runs' (config.json's image_size and channels; 28x28x1
+for the article's and for runs from before shapes were recorded): a pool, its held-out
+sets and the detectors trained on it must agree (`image_shape`), and .npz files are
+read at that shape (`check_files`); a pool of .npz files alone takes the real data's.
 
 Samples are quantized to uint8 exactly as real images are stored (`sampling`), so no
 detector can tell fakes by their dtype or range (TequilaGAN's caveat on MNIST).
@@ -19,6 +24,7 @@ import os
 
 import numpy as np
 
+from dcgan_dist import shapes
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import image_files
 from dcgan_dist.errors import ConfigError, DataError
@@ -79,8 +85,7 @@ def parse(entries, flag="--workdirs"):
         spec, _, kind = entry.partition("#")
         if kind not in ("", "raw", "averaged"):
             raise ConfigError(f"{entry}: #{kind} is unknown; use #raw or #averaged.")
-        if spec.endswith(".npz"):
-            image_files.read_npz(spec)  # refuses a wrong size now, not after sampling
+        if spec.endswith(".npz"):  # read by check_files once the pool's shape is known
             generators.append(Generator(spec))
             continue
         workdir, _, selector = spec.partition("@")
@@ -97,6 +102,41 @@ def datasets_of(generators):
             .get("dataset", "mnist") for g in generators if not g.is_file}
 
 
+def data_dirs_of(generators):
+    """The --data_dir folders the pool's workdirs trained on (None: a tfds dataset)."""
+    return {layout.read_config(layout.of_checkpoint(g.path)).get("data_dir")
+            for g in generators if not g.is_file}
+
+
+def image_shape(generators, others=()):
+    """(H, W, C) of the images the pool's runs make, or None for a pool of .npz files
+    alone. others: (name, shape) pairs that must agree too (trained detectors).
+
+    Raises DataError naming two runs (or detectors) whose shapes differ.
+    """
+    first = {}  # shape -> the first workdir (or other) of that shape
+    for generator in generators:
+        if not generator.is_file:
+            first.setdefault(tuple(runs.image_shape(generator.path)),
+                             layout.of_checkpoint(generator.path))
+    for name, shape in others:
+        first.setdefault(tuple(shape), name)
+    if len(first) > 1:
+        (shape_a, a), (shape_b, b) = list(first.items())[:2]
+        raise DataError(f"{a} makes {shapes.name(shape_a)} images but {b} makes "
+                        f"{shapes.name(shape_b)}; a pool, its held-out sets and the "
+                        "detectors trained on it share one image shape, so pass runs of "
+                        "one shape.")
+    return next(iter(first), None)
+
+
+def check_files(generators, shape):
+    """Refuses an .npz entry whose images are not of `shape` (before any sampling)."""
+    for generator in generators:
+        if generator.is_file:
+            image_files.read_npz(generator.path, shape)
+
+
 def load(generator):
     """(generator network, discriminator of the same checkpoint or None)."""
     if generator.is_file:
@@ -109,12 +149,12 @@ def load(generator):
     return network, discriminator
 
 
-def samples(generator, count, first_seed, network=None):
-    """uint8 [count, 28, 28, 1]: the images of seeds first_seed.. (or a file's first
-    `count` images)."""
+def samples(generator, count, first_seed, network=None, shape=shapes.DEFAULT_SHAPE):
+    """uint8 [count, H, W, C]: the images of seeds first_seed.. (of the network's shape),
+    or a file's first `count` images (read at `shape`, the pool's)."""
     from dcgan_dist.serving import sampling
     if generator.is_file:
-        images = image_files.read_npz(generator.path)
+        images = image_files.read_npz(generator.path, shape)
         if len(images) < count:
             raise DataError(f"{generator.path} holds {len(images)} images; {count} are "
                             "needed (lower --samples_per_generator).")

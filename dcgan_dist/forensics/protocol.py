@@ -1,7 +1,8 @@
 """The held-out protocol: detectors and the GANs' own discriminators, scored on sets of
 generators that no detector trained on, with real images no detector trained on.
 
-- Real images: the test split (detectors train on the training split).
+- Real images: the test split (detectors train on the training split), at the sets'
+  image shape (`pool.image_shape`), fitted to it as training fitted them.
 - Fakes: each set's generators, from seeds no training sample used (10**6 onwards),
   as many in all as there are real images (balanced), drawn evenly from the set.
 - Metrics (generated images are the positives): ROC-AUC, average precision, accuracy
@@ -17,6 +18,7 @@ generators that no detector trained on, with real images no detector trained on.
 import numpy as np
 import tensorflow as tf
 
+from dcgan_dist import shapes
 from dcgan_dist.data import splits
 from dcgan_dist.evaluation import metrics
 from dcgan_dist.forensics import detectors, pool, training
@@ -39,28 +41,30 @@ def perturb_all(images, name, seed=0):
     return np.concatenate([batch.numpy() for batch in data])
 
 
-def _set_fakes(generators, count, seed):
+def _set_fakes(generators, count, seed, shape):
     """(fakes [count], [(discriminator or None, that generator's fakes)])."""
     per_generator = -(-count // len(generators))
     drawn = []
     for generator in generators:
         network, discriminator = pool.load(generator)
         drawn.append((discriminator, pool.samples(generator, per_generator,
-                                                  FIRST_TEST_SEED, network)))
+                                                  FIRST_TEST_SEED, network, shape)))
     fakes = np.concatenate([images for _, images in drawn])
     pick = np.random.default_rng(seed).permutation(len(fakes))[:count]
     return fakes[pick], drawn
 
 
 def evaluate(detector_dirs, sets, builder, num_real=10000, perturbations=tuple(PERTURBATIONS),
-             discriminator=True, seed=0):
-    """Rows {set, perturbation, scorer, auc, ap, accuracy, tpr_at_1pct_fpr}."""
-    total = builder.info.splits["test"].num_examples
-    real, _ = splits.load_split(builder, f"test[:{min(num_real, total)}]")
+             discriminator=True, seed=0, shape=shapes.DEFAULT_SHAPE):
+    """Rows {set, perturbation, scorer, auc, ap, accuracy, tpr_at_1pct_fpr}; shape: the
+    sets' (and the detectors') image shape, (H, W, C)."""
+    total = builder.info.splits[splits.REAL_SPLIT].num_examples
+    real, _ = splits.load_split(builder, f"{splits.REAL_SPLIT}[:{min(num_real, total)}]",
+                                shape)
     loaded = {d: training.load(d) for d in detector_dirs}
     rows = []
     for set_name, generators in sets.items():
-        fakes, drawn = _set_fakes(generators, len(real), seed)
+        fakes, drawn = _set_fakes(generators, len(real), seed, shape)
         for name in perturbations:
             real_p, fake_p = perturb_all(real, name, seed), perturb_all(fakes, name, seed + 1)
             for directory, (model, record) in loaded.items():

@@ -3,8 +3,10 @@ tf.distribute strategy (Keras `fit`), with TensorBoard summaries, a checkpoint p
 (`BackupAndRestore`: an interrupted run resumes at its last epoch), and a validation
 split from the same generators and real images on which the decision threshold is set.
 
-OUT_DIR holds `detector.json` (architecture, augmentations, pool, threshold, validation
-metrics), `checkpoints/` (the trained network) and `tensorboard/`.
+OUT_DIR holds `detector.json` (architecture, augmentations, pool, image shape,
+threshold, validation metrics), `checkpoints/` (the trained network) and `tensorboard/`.
+The detector takes images of the pool's shape (`pool.image_shape`); a record without
+one is from before shapes were recorded, 28x28x1.
 """
 
 import json
@@ -14,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dcgan_dist import shapes
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline, splits
 from dcgan_dist.errors import ConfigError, DataError
@@ -22,10 +25,14 @@ from dcgan_dist.forensics import detectors, pool
 from dcgan_dist.serving import detection
 
 RECORD_FILE = "detector.json"
-def training_images(generators, builder, per_generator, seed):
-    """(uint8 images, labels: 1 real, 0 generated), balanced and shuffled."""
-    fakes = np.concatenate([pool.samples(g, per_generator, first_seed=0) for g in generators])
-    real, _ = splits.load_split(builder, "train")
+
+
+def training_images(generators, builder, per_generator, seed, shape=shapes.DEFAULT_SHAPE):
+    """(uint8 images [N, *shape], labels: 1 real, 0 generated), balanced and shuffled;
+    shape: the pool's, the real images fitted to it as training fitted them."""
+    fakes = np.concatenate([pool.samples(g, per_generator, first_seed=0, shape=shape)
+                            for g in generators])
+    real, _ = splits.load_split(builder, "train", shape)
     rng = np.random.default_rng(seed)
     count = min(len(real), len(fakes))  # balanced: as many of each
     real = real[rng.permutation(len(real))[:count]]
@@ -47,9 +54,11 @@ def _dataset(images, labels, batch_size, augment, seed, training):
     return data.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
 
 
-def train(config, strategy, generators, builder, out_dir, entries=()):
+def train(config, strategy, generators, builder, out_dir, entries=(),
+          shape=shapes.DEFAULT_SHAPE):
     """Trains, checkpoints and records a detector (a DetectorConfig) in `out_dir`;
-    returns (model, record). entries: the pool as the command line named it."""
+    returns (model, record). entries: the pool as the command line named it; shape: the
+    pool's image shape (H, W, C)."""
     if os.path.exists(os.path.join(out_dir, RECORD_FILE)):
         raise ConfigError(f"--out_dir={out_dir} already holds a trained detector; name a "
                           "new folder.")
@@ -57,7 +66,7 @@ def train(config, strategy, generators, builder, out_dir, entries=()):
     if batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"--batch_size={batch_size} does not divide across "
                           f"{strategy.num_replicas_in_sync} replicas.")
-    images, labels = training_images(generators, builder, config.per_generator, seed)
+    images, labels = training_images(generators, builder, config.per_generator, seed, shape)
     validation = max(1, int(len(images) * config.val_fraction))
     if len(images) - validation < batch_size:
         raise DataError(f"the pool gives {len(images)} images, too few for a batch of "
@@ -70,7 +79,7 @@ def train(config, strategy, generators, builder, out_dir, entries=()):
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     tf.keras.utils.set_random_seed(seed)  # shuffling and augmentation draws
     with strategy.scope():
-        model = detectors.make_detector(config.architecture, seed)
+        model = detectors.make_detector(config.architecture, seed, shape)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       loss=keras.losses.BinaryCrossentropy(from_logits=True),
                       metrics=[keras.metrics.BinaryAccuracy(threshold=0.0,
@@ -92,6 +101,7 @@ def train(config, strategy, generators, builder, out_dir, entries=()):
     threshold = metrics.best_threshold(real, fake)
     record = {"architecture": config.architecture, "augment": list(config.augment),
               "pool": list(entries), "generators": [g.name for g in generators],
+              "image_shape": [int(d) for d in shape],
               "images": int(len(images)), "validation_images": validation,
               "epochs": config.epochs, "lr_schedule": config.lr_schedule, "seed": seed,
               "threshold_logit": threshold,
@@ -101,15 +111,31 @@ def train(config, strategy, generators, builder, out_dir, entries=()):
     return model, record
 
 
-def load(out_dir):
-    """(model, record) of a detector that `train` wrote in `out_dir`."""
+def read_record(out_dir):
+    """The detector.json that `train` wrote in `out_dir`."""
     path = os.path.join(out_dir, RECORD_FILE)
     if not os.path.isfile(path):
         raise DataError(f"{out_dir} holds no trained detector ({RECORD_FILE} is missing); "
                         "pass the --out_dir of `forensics train`.")
-    with open(path) as f:
-        record = json.load(f)
-    model = detectors.make_detector(record["architecture"], record["seed"])
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path} is unreadable ({type(e).__name__}); train the detector "
+                        "again into a new --out_dir.") from None
+
+
+def image_shape(record):
+    """(H, W, C) of the images a detector takes (28x28x1 for a record from before shapes
+    were recorded)."""
+    return tuple(record.get("image_shape") or shapes.DEFAULT_SHAPE)
+
+
+def load(out_dir):
+    """(model, record) of a detector that `train` wrote in `out_dir`."""
+    record = read_record(out_dir)
+    model = detectors.make_detector(record["architecture"], record["seed"],
+                                    image_shape(record))
     tf.train.Checkpoint(detector=model).read(
         os.path.join(layout.checkpoint_dir(out_dir), "detector")).expect_partial()
     return model, record
