@@ -5,6 +5,7 @@
     python benchmarks/epoch_time.py --precision=fp32 --cpu_replicas=2
     python benchmarks/epoch_time.py --op_breakdown        # and where the package's step goes
     python benchmarks/epoch_time.py --quick               # a smoke check
+    python benchmarks/epoch_time.py --colour_sizes=       # without the colour loops
 
 Three loops, each a fresh process, alternated `--repeats` times:
 - `article`: the article's loop as its reader runs it, a plain process
@@ -17,7 +18,12 @@ Each process warms up (tracing, caches), then times `--rounds` rounds of `--step
 steps (timing.py); a loop's figure is the median over its processes. Beside images/s:
 minor page faults per step, peak memory, and GFLOP/s, from one step's FLOPs counted
 from the models' layers (flops.py), against this CPU's matrix-multiply peak in fp32 and
-bf16 (matmul_peak.py, its own process). Writes everything as JSON.
+bf16 (matmul_peak.py, its own process).
+
+Then the package alone in colour, at each of `--colour_sizes` (32x32x3 and 64x64x3) on
+real colour images (Debian's oxygen icons, benchmarks/colour_images.py, or
+`--colour_dir`): images/s, peak memory and GFLOP/s against the same peak, since the
+article has no colour loop to compare with. Writes everything as JSON.
 """
 
 import json
@@ -25,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 from dcgan_dist import cli  # first: TensorFlow's log, and the process set up as the CLI does
 
@@ -53,7 +60,12 @@ flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist", "MNIST-form
                     "files of those images (the article's loop reads them with numpy).")
 flags.DEFINE_string("tfds_data_dir", None, "tfds data_dir.")
 flags.DEFINE_string("json_out", "runs/epoch_time.json", "Where to write the results.")
+flags.DEFINE_list("colour_sizes", ["32", "64"], "Also time the package in colour at these "
+                  "image sizes (empty: not).")
+flags.DEFINE_string("colour_dir", None, "Folder of colour images for those loops "
+                    "(default: the oxygen icons, written to a temporary folder).")
 flags.DEFINE_enum("child", None, ["package"], "Internal: run one loop and print its JSON.")
+flags.DEFINE_integer("image_size", None, "Internal: the package loop's image size.")
 
 ARTICLE_EPOCH_SECONDS = 600  # "each epoch takes approximately 10 minutes"
 EPOCH_IMAGES = 60000
@@ -71,6 +83,9 @@ def _package_loop(steps, rounds):
     from dcgan_dist.training.config import TrainConfig
 
     jit_compile = cli.TRISTATE[FLAGS.jit_compile]
+    colour = FLAGS.image_size is not None
+    data = sources.load(FLAGS.dataset, FLAGS.colour_dir if colour else None,
+                        FLAGS.tfds_data_dir, FLAGS.image_size, 3 if colour else None)
     config = TrainConfig(
         workdir="unused", strategy=FLAGS.strategy, cpu_replicas=FLAGS.cpu_replicas,
         recipe=FLAGS.recipe, batch_size=FLAGS.batch_size, precision=FLAGS.precision,
@@ -78,9 +93,9 @@ def _package_loop(steps, rounds):
         # XLA cannot compile synchronized batch norm (settings.py).
         sync_batch_norm=False if jit_compile else None, progress_bar=False)
     strategy = strategies.make_strategy(config.strategy, config.cpu_replicas, config.tpu)
-    config, choices = settings.resolve(config, strategy)
-    builder = sources.load_builder(FLAGS.dataset, tfds_data_dir=FLAGS.tfds_data_dir)
-    built = train_step.build(config, strategy, pipeline.tfds_images(builder, "train"))
+    config, choices = settings.resolve(config, strategy, image_shape=data.image_shape)
+    built = train_step.build(config, strategy, pipeline.tfds_images(
+        data.builder, "train", data.image_shape))
     iterator, per_call = built.iterator(), config.steps_per_loop
 
     def run_steps(n):
@@ -94,6 +109,7 @@ def _package_loop(steps, rounds):
                   jit_compile=config.jit_compile, steps_per_loop=per_call,
                   generator_averaging=config.ema,
                   replicas=strategy.num_replicas_in_sync,
+                  image_shape=list(data.image_shape),
                   flops_per_image=flops.train_step_flops(built.state.generator,
                                                          built.state.discriminator))
     if FLAGS.op_breakdown:
@@ -122,6 +138,34 @@ def _commands(steps, rounds):
                *([f"--tfds_data_dir={FLAGS.tfds_data_dir}"] if FLAGS.tfds_data_dir else [])]
     return {"article": article, "article_setup": article + ["--process_setup"],
             "package": package}
+
+
+def _colour(package_command, peaks):
+    """{"32x32x3": the package's figures in colour, ...} at each of --colour_sizes."""
+    import colour_images
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = FLAGS.colour_dir or colour_images.write_icon_folder(
+            os.path.join(scratch, "icons"), size=128)
+        # Prepared once, in the scratch folder, unless --tfds_data_dir keeps it.
+        tfds_dir = [] if FLAGS.tfds_data_dir else [f"--tfds_data_dir={scratch}/tfds"]
+        for size in map(int, FLAGS.colour_sizes):
+            result = _last_json(package_command + [f"--image_size={size}",
+                                                   f"--colour_dir={folder}", *tfds_dir])
+            step_gflop = result["flops_per_image"] / 1e9
+            ceiling = peaks["bfloat16" if result["precision"] == "bf16" else "float32"]
+            results[f"{size}x{size}x3"] = {
+                "images_per_sec": round(result["images_per_sec"], 1),
+                "peak_memory_mib": result["peak_memory_mib"],
+                "minor_faults_per_step": result["minor_faults_per_step"],
+                "precision": result["precision"],
+                "gflop_per_image_step": round(step_gflop, 4),
+                "gflops": round(result["images_per_sec"] * step_gflop, 1),
+                "share_of_matmul_peak": round(result["images_per_sec"] * step_gflop
+                                              / ceiling, 3)}
+            print(f"colour {size}x{size}x3 | package: {result['images_per_sec']} images/s "
+                  f"| peak {result['peak_memory_mib']} MiB", flush=True)
+    return results
 
 
 def _summary(runs, peaks):
@@ -193,6 +237,8 @@ def main(argv):
                   f"images/s | {runs[loop][-1]['minor_faults_per_step']} faults/step",
                   flush=True)
     summary = _summary(runs, peaks)
+    if FLAGS.colour_sizes:
+        summary["colour"] = _colour(commands["package"], peaks)
     if "op_breakdown_ms_per_step" in summary:
         print(op_profile.format_table(summary["op_breakdown_ms_per_step"]))
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))

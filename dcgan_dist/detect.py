@@ -49,14 +49,19 @@ def _checkpoint_logits(path, images):
 
 
 def _exported_shape(folder):
-    """The image shape export.json (beside EXPORT_DIR/detector) records; 28x28x1 for an
-    export from before shapes were recorded."""
+    """The image shape export.json records, in the detector's folder (forensics) or
+    beside it (dcgan_dist.export); 28x28x1 for an export from before shapes were
+    recorded."""
     from dcgan_dist import shapes
-    try:
-        with open(os.path.join(folder, os.pardir, "export.json")) as f:
-            return tuple(json.load(f).get("image_shape") or shapes.DEFAULT_SHAPE)
-    except (OSError, ValueError, AttributeError):
-        return shapes.DEFAULT_SHAPE
+    from dcgan_dist import workdir as layout
+    for path in (os.path.join(folder, layout.EXPORT_RECORD),
+                 os.path.join(folder, os.pardir, layout.EXPORT_RECORD)):
+        try:
+            with open(path) as f:
+                return tuple(json.load(f)["image_shape"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return shapes.DEFAULT_SHAPE
 
 
 def detect(paths):

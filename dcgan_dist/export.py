@@ -24,9 +24,10 @@ flags.DEFINE_string("export_dir", None, "Folder for the SavedModels.", required=
 
 
 def export():
+    from dcgan_dist import workdir as layout
     from dcgan_dist.serving import runs
     path = runs.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
-    if os.path.exists(os.path.join(FLAGS.export_dir, "export.json")):
+    if os.path.exists(os.path.join(FLAGS.export_dir, layout.EXPORT_RECORD)):
         raise ConfigError(f"--export_dir={FLAGS.export_dir} already holds an export; "
                           "name a new folder.")
     import tensorflow as tf
@@ -38,7 +39,7 @@ def export():
                                                          savedmodel.GENERATOR_FOLDER))
         savedmodel.export_detector(discriminator, os.path.join(FLAGS.export_dir,
                                                             savedmodel.DETECTOR_FOLDER))
-        with open(os.path.join(FLAGS.export_dir, "export.json"), "w") as f:
+        with open(os.path.join(FLAGS.export_dir, layout.EXPORT_RECORD), "w") as f:
             json.dump({"step": step, "checkpoint": path,
                        "image_shape": list(runs.image_shape(path))}, f, indent=2)
     except (OSError, tf.errors.OpError) as e:

@@ -31,6 +31,9 @@ TRAIN_SUMMARIES = "train"
 EVAL_SUMMARIES = "eval"
 METRICS_FILE = "metrics.jsonl"
 GIF_FILE = "dcgan.gif"
+# {"image_shape": [H, W, C], ...} in an --export_dir (dcgan_dist.export) or in a detector's
+# own folder (forensics): where `dcgan_dist.detect` reads an exported detector's shape.
+EXPORT_RECORD = "export.json"
 _EPOCH_GRID = "image_at_epoch_{:04d}.png"
 _STEP_GRID = "image_at_step_{:08d}.png"
 _GRID = re.compile(r"image_at_(epoch|step)_(\d+)\.png$")

@@ -166,34 +166,8 @@ def write_idx_folder(path, images, labels, test_images=None, test_labels=None,
     return str(path)
 
 
-ICON_DIR = "/usr/share/icons/oxygen/base/64x64"  # Debian's oxygen-icon-theme
-ICON_CLASSES = ("apps", "devices", "mimetypes", "places")
-
-
-def write_icon_folder(path, classes=ICON_CLASSES, per_class=None, test_every=5):
-    """Real colour images: the oxygen icons of `classes` that are at least 64x64 pixels
-    (the theme's 64x64 folder holds a few smaller ones), one subfolder per class, every
-    `test_every`-th icon of a class under test/ and the rest under train/; at most
-    `per_class` icons of each class. Returns the folder."""
-    from PIL import Image
-    if not os.path.isdir(ICON_DIR):
-        pytest.fail(f"{ICON_DIR} is missing: apt-get install oxygen-icon-theme")
-    for name in classes:
-        icons = sorted(os.listdir(os.path.join(ICON_DIR, name)))
-        kept = 0
-        for icon in icons:
-            source = os.path.join(ICON_DIR, name, icon)
-            with Image.open(source) as picture:
-                if min(picture.size) < 64:
-                    continue
-            split = "test" if kept % test_every == test_every - 1 else "train"
-            (path / split / name).mkdir(parents=True, exist_ok=True)
-            with open(source, "rb") as f:
-                (path / split / name / icon).write_bytes(f.read())
-            kept += 1
-            if per_class and kept == per_class:
-                break
-    return str(path)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+from colour_images import write_icon_folder  # noqa: E402  (real colour images, Debian's)
 
 
 @pytest.fixture(scope="session")

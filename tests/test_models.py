@@ -14,6 +14,39 @@ def test_parameter_counts_are_the_articles():
                                        dtype="mixed_bfloat16").count_params() == 2_330_944
 
 
+# (image shape, generator and discriminator parameters, the generator's layer widths):
+# the README's table. The DCGAN rule: one stride-2 stage per doubling, channels halving.
+SCALED = [((28, 28, 1), 2_330_944, 212_865, [12544, 128, 64, 1]),
+          ((32, 32, 3), 2_733_504, 217_985, [16384, 128, 64, 3]),
+          ((64, 64, 3), 7_715_264, 1_045_633, [32768, 256, 128, 64, 3])]
+
+
+@pytest.mark.parametrize("shape, g_params, d_params, widths", SCALED,
+                         ids=["x".join(map(str, case[0])) for case in SCALED])
+def test_networks_follow_the_image_shape(shape, g_params, d_params, widths):
+    for make in models.GENERATORS.values():  # resize_conv: the same widths and counts
+        generator = make(image_shape=shape)
+        assert generator.count_params() == g_params
+        assert generator.output_shape == (None, *shape)
+    discriminator = models.make_discriminator_model(image_shape=shape)
+    assert discriminator.count_params() == d_params
+    assert discriminator.input_shape == (None, *shape)
+    generator = models.make_generator_model(image_shape=shape)
+    assert [layer.units if hasattr(layer, "units") else layer.filters
+            for layer in generator.layers if hasattr(layer, "kernel")] == widths
+    convolutions = [layer for layer in discriminator.layers
+                    if isinstance(layer, tf.keras.layers.Conv2D)]
+    assert [(c.filters, c.strides) for c in convolutions] == [
+        (64 * 2 ** i, (2, 2)) for i in range(len(widths) - 2)]
+
+
+@pytest.mark.parametrize("size", [16, 30, 48 * 3, 1024])
+def test_sizes_the_networks_cannot_build_are_refused(size):
+    from dcgan_dist.errors import ConfigError
+    with pytest.raises(ConfigError, match=f"--image_size={size} cannot be built"):
+        models.make_generator_model(image_shape=(size, size, 1))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
 def test_shapes_dtypes_and_ranges(dtype):
     generator = models.make_generator_model(dtype=dtype)

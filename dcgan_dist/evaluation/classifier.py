@@ -44,7 +44,7 @@ from dcgan_dist.evaluation.metrics import Embedding
 
 RECIPE = "v1"  # bump with any change below: caches of another recipe are not reused
 EPOCHS = 5
-MIN_STEPS = 500  # a small dataset's epochs repeat up to this many steps
+MIN_STEPS = 200  # a small dataset's epochs repeat up to this many steps
 BATCH_SIZE = 256
 LEARNING_RATE = 3e-3  # cosine-decayed to 0 over the run
 SEED = 0

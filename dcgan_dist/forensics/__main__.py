@@ -10,12 +10,18 @@ Score it and the GANs' own discriminators on held-out sets (NAME=ENTRY|ENTRY...)
         --output=runs/det/protocol.json
 
 Pool entries are WORKDIR[@all|latest|even|odd|STEP+STEP][#raw|#averaged] or an .npz of
-uint8 images (see pool.py). The exported detector has the signature of
-`dcgan_dist.export`'s detector/ (uint8 images [N, 28, 28, 1] -> probability_real and
-logit, float32 [N]), so `dcgan_dist.detect --detector=EXPORT_DIR` takes it.
+uint8 images (see pool.py). A pool, its held-out sets and its detectors share the image
+shape of their runs (28x28x1 for the article's, 32x32x3 for a colour run ...); the real
+images (--dataset or --data_dir, by default the data the runs trained on) are fitted to
+it as training fitted them.
+
+The exported detector has the signature of `dcgan_dist.export`'s detector/ (uint8
+images [N, H, W, C] of the pool's shape -> probability_real and logit, float32 [N]), so
+`dcgan_dist.detect --detector=EXPORT_DIR` takes it (it reads the shape from
+EXPORT_DIR/export.json).
 
 Exit statuses: dcgan_dist/errors.py (3: missing or damaged checkpoints, an empty pool,
-or images that are not 28x28).
+runs of different image shapes, or .npz images not of the pool's shape).
 """
 
 import json
@@ -23,7 +29,7 @@ import os
 
 from absl import flags
 
-from dcgan_dist import cli
+from dcgan_dist import cli, shapes
 from dcgan_dist.errors import ConfigError
 from dcgan_dist.forensics.config import ARCHITECTURES, DetectorConfig
 
@@ -58,7 +64,9 @@ flags.DEFINE_bool("discriminator", True, "evaluate: also score each generator wi
 flags.DEFINE_string("output", None, "evaluate: write the rows here as JSON.")
 flags.DEFINE_string("dataset", None, "tfds dataset of the real images (default: the one "
                     "the pool's runs trained on).")
-flags.DEFINE_string("data_dir", None, "Folder of MNIST-format IDX files, as in training.")
+flags.DEFINE_string("data_dir", None, "Folder of image files or of MNIST-format IDX "
+                    "files, as in training (default: the one the pool's runs trained on, "
+                    "unless --dataset is given).")
 flags.DEFINE_string("tfds_data_dir", None, "Where tensorflow-datasets keeps prepared data.")
 cli.define_strategy_flags("train: ")
 flags.DEFINE_integer("seed", 0, "Seeds the detector, the data order and the draws.")
@@ -75,15 +83,51 @@ def _entries(entries):
     return out
 
 
-def _builder(generators):
-    from dcgan_dist.data import sources
+def _data_source(generators):
+    """(dataset, data_dir or None) of the real images: --dataset and --data_dir, else
+    what the pool's runs trained on (their config.json)."""
     from dcgan_dist.forensics import pool
+    data_dir = FLAGS.data_dir
+    if not FLAGS.dataset and not data_dir:  # the folder the runs trained on, if any
+        folders = pool.data_dirs_of(generators)
+        if len(folders) > 1:
+            raise ConfigError("the pool's runs trained on different data ("
+                              + ", ".join(sorted(str(f) for f in folders)) + "); pass "
+                              "--data_dir or --dataset to choose the real images.")
+        data_dir = folders.pop() if folders else None
+        if data_dir and not os.path.isdir(data_dir):
+            raise ConfigError(f"the pool's runs trained on --data_dir={data_dir}, which is "
+                              "not a folder here; pass --data_dir to choose the real images.")
     datasets = pool.datasets_of(generators)
     if not FLAGS.dataset and len(datasets) > 1:
         raise ConfigError(f"the pool's runs trained on {', '.join(sorted(datasets))}; pass "
                           "--dataset to choose the real images.")
-    dataset = FLAGS.dataset or (datasets.pop() if datasets else "mnist")
-    return sources.load_builder(dataset, FLAGS.data_dir, FLAGS.tfds_data_dir)
+    return FLAGS.dataset or (datasets.pop() if datasets else "mnist"), data_dir
+
+
+def _real_data(generators, others=()):
+    """(sources.Data of the real images at the pool's image shape, their --data_dir or
+    None), once every .npz entry is known to be of that shape. others: (name, shape) of
+    trained detectors, which must agree too.
+
+    The shape is the runs' (or the detectors'); for .npz files alone, the real data's:
+    28x28x1 for MNIST-format data (IDX files, mnist, fashion_mnist), known before it
+    loads so that a wrong file is refused first, else the loaded data's own.
+    """
+    from dcgan_dist.data import sources
+    from dcgan_dist.forensics import pool
+    shape = pool.image_shape(generators, others)  # refuses a mix before anything else
+    dataset, data_dir = _data_source(generators)
+    if shape is None and (sources.is_idx_folder(data_dir) if data_dir
+                          else dataset in sources.KNOWN_LOCAL_FOLDERS):
+        shape = shapes.DEFAULT_SHAPE
+    if shape is not None:
+        pool.check_files(generators, shape)
+    size, channels = (shape[0], shape[-1]) if shape else (None, None)  # None: the data's
+    data = sources.load(dataset, data_dir, FLAGS.tfds_data_dir, size, channels)
+    if shape is None:
+        pool.check_files(generators, data.image_shape)
+    return data, data_dir
 
 
 def _train():
@@ -97,22 +141,27 @@ def _train():
         seed=FLAGS.seed)
     entries = _entries(FLAGS.workdirs)
     generators = pool.parse(entries)
-    builder = _builder(generators)
+    data, _ = _real_data(generators)
     from dcgan_dist.forensics import training
     from dcgan_dist.serving import savedmodel
     from dcgan_dist.training import strategies
     strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
-    model, record = training.train(config, strategy, generators, builder, FLAGS.out_dir,
-                                   entries=entries)
+    model, record = training.train(config, strategy, generators, data.builder,
+                                   FLAGS.out_dir, entries=entries, shape=data.image_shape)
     if FLAGS.export_dir:
+        from dcgan_dist import workdir as layout
         savedmodel.export_detector(model, FLAGS.export_dir)
+        # Inside the SavedModel folder (loaders ignore it): the shape detect reads.
+        with open(os.path.join(FLAGS.export_dir, layout.EXPORT_RECORD), "w") as f:
+            json.dump({"image_shape": [int(d) for d in data.image_shape]}, f)
     print(f"forensics | trained {FLAGS.detector} on {record['images']} images from "
           f"{len(generators)} generators | validation: "
           + " | ".join(f"{k}: {v:.4f}" for k, v in record["validation"].items()), flush=True)
 
 
 def _evaluate():
-    from dcgan_dist.forensics import pool, protocol
+    from dcgan_dist.data import splits
+    from dcgan_dist.forensics import pool, protocol, training
     if not FLAGS.detectors and not FLAGS.discriminator:
         raise ConfigError("nothing to score: pass --detectors or leave --discriminator on.")
     unknown = set(FLAGS.perturbations) - set(protocol.PERTURBATIONS)
@@ -132,9 +181,13 @@ def _evaluate():
         if not os.path.isdir(directory):
             raise ConfigError(f"--detectors: {directory} is not a folder; pass the "
                               "--out_dir of `forensics train`.")
-    builder = _builder([g for generators in sets.values() for g in generators])
-    rows = protocol.evaluate(FLAGS.detectors, sets, builder, FLAGS.num_real,
-                             FLAGS.perturbations, FLAGS.discriminator, FLAGS.seed)
+    generators = [g for members in sets.values() for g in members]
+    trained = [(d, training.image_shape(training.read_record(d))) for d in FLAGS.detectors]
+    data, data_dir = _real_data(generators, trained)
+    splits.require_real_split(data.builder, data_dir, needed_by="forensics evaluate")
+    rows = protocol.evaluate(FLAGS.detectors, sets, data.builder, FLAGS.num_real,
+                             FLAGS.perturbations, FLAGS.discriminator, FLAGS.seed,
+                             data.image_shape)
     if FLAGS.output:
         os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
         with open(FLAGS.output, "w") as f:

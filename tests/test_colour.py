@@ -1,0 +1,102 @@
+"""Colour at 32x32x3 and 64x64x3 on real images (Debian's oxygen icons), through every
+command: train, evaluate, generate, export and detect, small."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import run_cli
+from dcgan_dist import models
+from dcgan_dist.evaluation import evaluator
+
+
+@pytest.fixture(scope="module", params=[32, 64])
+def colour_run(request, icon_dir, tfds_dir, tmp_path_factory):
+    size = request.param
+    workdir = str(tmp_path_factory.mktemp(f"colour{size}") / "workdir")
+    result = run_cli("dcgan_dist.train", f"--data_dir={icon_dir}", f"--image_size={size}",
+                     "--channels=3", "--strategy=default", "--batch_size=16",
+                     "--max_steps=6", f"--tfds_data_dir={tfds_dir}", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"images of {size}x{size}x3" in result.stdout
+    return size, workdir
+
+
+def test_every_command_takes_the_colour_run(colour_run, icon_dir, tfds_dir, tmp_path):
+    size, workdir = colour_run
+    recorded = json.loads(open(os.path.join(workdir, "config.json")).read())
+    assert (recorded["image_size"], recorded["channels"]) == (size, 3)
+    # The grid of training is colour.
+    grid = np.asarray(Image.open(os.path.join(workdir, "image_at_step_00000006.png")))
+    assert grid.ndim == 3 and grid.shape[-1] == 3
+
+    npz, png = str(tmp_path / "samples.npz"), str(tmp_path / "samples.png")
+    result = run_cli("dcgan_dist.generate", f"--workdir={workdir}", "--num_samples=4",
+                     f"--npz={npz}", f"--grid={png}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    samples = np.load(npz)["images"]
+    assert samples.shape == (4, size, size, 3) and samples.dtype == np.uint8
+    assert np.asarray(Image.open(png)).shape[-1] == 3
+
+    export_dir = str(tmp_path / "export")
+    result = run_cli("dcgan_dist.export", f"--workdir={workdir}",
+                     f"--export_dir={export_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.load(open(os.path.join(export_dir, "export.json")))["image_shape"] == [
+        size, size, 3]
+    generator = tf.saved_model.load(os.path.join(export_dir, "generator"))
+    exported = generator.signatures["from_seeds"](seeds=tf.constant([0, 1, 2, 3],
+                                                                    tf.int64))["images"]
+    np.testing.assert_array_equal(exported.numpy(), samples)  # the same seeds, images
+    detector = tf.saved_model.load(os.path.join(export_dir, "detector"))
+    spec = detector.signatures["serving_default"].structured_input_signature[1]["images"]
+    assert spec.shape.as_list() == [None, size, size, 3] and spec.dtype == tf.uint8
+
+    # detect: one sample as a PNG file, and the .npz, by the checkpoint and the export.
+    one = str(tmp_path / "one.png")
+    Image.fromarray(samples[0]).save(one)
+    by_checkpoint = run_cli("dcgan_dist.detect", f"--workdir={workdir}", one, npz)
+    by_export = run_cli("dcgan_dist.detect",
+                        f"--detector={os.path.join(export_dir, 'detector')}", one, npz)
+    for result in (by_checkpoint, by_export):
+        assert result.returncode == 0, result.stderr[-3000:]
+    scores = [[float(line.split("\t")[1]) for line in result.stdout.splitlines()]
+              for result in (by_checkpoint, by_export)]
+    assert len(scores[0]) == 5 and scores[0][0] == scores[0][1]  # the PNG is sample 0
+    np.testing.assert_allclose(scores[0], scores[1], atol=1e-5)
+    # A grey 28x28 image is not this run's size: refused, naming the file.
+    small = str(tmp_path / "small.png")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(small)
+    refused = run_cli("dcgan_dist.detect", f"--workdir={workdir}", small)
+    assert refused.returncode == 3 and f"small.png is 28x28 pixels" in refused.stderr
+
+    result = run_cli("dcgan_dist.evaluate", f"--workdir={workdir}", "--num_samples=40",
+                     f"--tfds_data_dir={tfds_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = json.loads(open(os.path.join(workdir, "metrics.jsonl")).readlines()[-1])
+    assert line["features"] == "classifier" and line["classifier_accuracy"] > 0.5
+    assert np.isfinite(line["fid"]) and len(line["class_share"]) == 4
+
+
+def test_unlabelled_images_get_the_label_free_metrics(tmp_path, tfds_dir):
+    """A folder without class subfolders: FID, KID and precision/recall in the untrained
+    classifier's features, and no classifier score or class coverage."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 40), ("test", 20)):
+        (tmp_path / "flat" / split).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), np.uint8)).save(
+                tmp_path / "flat" / split / f"{i}.png")
+    scorer = evaluator.Evaluator("flat", str(tmp_path / "flat"), tfds_dir,
+                                 num_samples=20, image_shape=(32, 32, 3),
+                                 compare_earlier=False)
+    assert "skipped" in scorer.note
+    results = scorer(models.make_generator_model(image_shape=(32, 32, 3)),
+                     models.make_discriminator_model(image_shape=(32, 32, 3)), step=0)
+    assert {"fid", "kid", "precision", "recall", "detector_auc"} <= set(results)
+    assert not {"classifier_score", "class_share"} & set(results)
+    assert results["fid"] > 0
