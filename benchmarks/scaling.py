@@ -62,10 +62,11 @@ def run_child(kind):
         strategy = strategies.make_strategy("mirrored", cpu_replicas=int(kind.split(":")[1]))
     replicas = strategy.num_replicas_in_sync
     global_batch = FLAGS.per_replica_batch * replicas
+    data = sources.load(FLAGS.dataset, tfds_data_dir=FLAGS.tfds_data_dir)
     config, _ = settings.resolve(
-        TrainConfig(workdir="unused", batch_size=global_batch, precision="fp32"), strategy)
-    builder = sources.load_builder(FLAGS.dataset, tfds_data_dir=FLAGS.tfds_data_dir)
-    built = train_step.build(config, strategy, pipeline.tfds_images(builder, "train"))
+        TrainConfig(workdir="unused", batch_size=global_batch, precision="fp32"), strategy,
+        image_shape=data.image_shape)
+    built = train_step.build(config, strategy, pipeline.tfds_images(data.builder, "train"))
     state, train_steps, iterator = built.state, built.train_steps, built.iterator()
 
     def step():

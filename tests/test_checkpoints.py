@@ -14,7 +14,8 @@ from dcgan_dist.errors import ConfigError, DataError
 
 def _state():
     return train_step.create_state(TrainConfig(workdir="unused", batch_size=32,
-                                               precision="fp32", sync_batch_norm=False),
+                                               precision="fp32", sync_batch_norm=False,
+                                               image_size=28, channels=1),
                                    tf.distribute.get_strategy())
 
 

@@ -66,7 +66,8 @@ def _learning_rates(workdir):
 
 def _halve_rates_in_checkpoint(config):
     """What a rollback does, done by hand on a run's checkpoint (for the expected run)."""
-    config = dataclasses.replace(config, sync_batch_norm=False, precision="fp32")
+    config = dataclasses.replace(config, sync_batch_norm=False, precision="fp32",
+                                 image_size=28, channels=1)
     state = train_step.create_state(config, tf.distribute.get_strategy())
     checkpoint = state.checkpoint()
     directory = layout.checkpoint_dir(config.workdir)

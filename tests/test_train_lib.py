@@ -52,7 +52,7 @@ def test_first_step_metrics_are_the_untrained_values(fashion_builder, tmp_path):
 def test_roll_back_restores_the_checkpoint_and_halves_the_learning_rates(tmp_path):
     strategy = tf.distribute.get_strategy()
     config = TrainConfig(workdir=str(tmp_path), batch_size=BATCH, on_nan="rollback",
-                         precision="fp32", sync_batch_norm=False)
+                         precision="fp32", sync_batch_norm=False, image_size=28, channels=1)
     state = train_step.create_state(config, strategy)
     checkpoint = state.checkpoint()
     state.step.assign(7)
@@ -106,7 +106,7 @@ def test_fp16_overflow_on_one_replica_skips_both_networks_on_all(tmp_path):
     scales; the next finite step applies."""
     strategy = mirrored(4)
     config = TrainConfig(workdir=str(tmp_path), batch_size=16, precision="fp16",
-                         sync_batch_norm=False)
+                         sync_batch_norm=False, image_size=28, channels=1)
     state = train_step.create_state(config, strategy)
     optimizers = (state.generator_optimizer, state.discriminator_optimizer)
     scale = float(optimizers[0].dynamic_scale.numpy())
@@ -149,8 +149,9 @@ def test_each_precision_and_xla_choice_trains(precision, jit_compile, fashion_bu
     metrics = trainer.train(config, mirrored(1))
     assert all(np.isfinite(value) for value in metrics.values()), metrics
     # A resume restores every variable of the state that precision builds.
-    restored = train_step.create_state(dataclasses.replace(config, sync_batch_norm=False),
-                                       tf.distribute.get_strategy())
+    restored = train_step.create_state(dataclasses.replace(
+        config, sync_batch_norm=False, image_size=28, channels=1),
+        tf.distribute.get_strategy())
     initial = restored.generator.layers[0].kernel.numpy()
     restored.checkpoint().restore(tf.train.latest_checkpoint(
         str(workdir / "checkpoints"))).assert_existing_objects_matched()
