@@ -44,10 +44,9 @@ def write_icon_folder(path, classes=CLASSES, per_class=None, test_every=5, size=
 
 
 if __name__ == "__main__":
-    import argparse
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="a new folder")
-    parser.add_argument("--size", type=int, default=64, choices=(64, 128),
-                        help="the theme's icon folder to copy from")
-    args = parser.parse_args()
-    print(write_icon_folder(args.out, size=args.size))
+    from absl import app, flags
+    # Here, not at import: the tests and epoch_time.py import this module.
+    flags.DEFINE_string("out", None, "A new folder for the icons.", required=True)
+    flags.DEFINE_enum("size", "64", ["64", "128"], "The theme's icon folder to copy from.")
+    app.run(lambda argv: print(write_icon_folder(flags.FLAGS.out,
+                                                 size=int(flags.FLAGS.size))))

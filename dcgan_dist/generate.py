@@ -1,6 +1,6 @@
 """Draw samples from a training run's checkpoint.
 
-64 samples as an .npz of uint8 images [64, 28, 28] and as a PNG grid:
+64 samples as an .npz of uint8 images and as a PNG grid:
     python -m dcgan_dist.generate --workdir=runs/dcgan --num_samples=64 \
         --npz=samples.npz --grid=samples.png
 A walk through the latent space from seed 3 to seed 7, as a PNG strip:
@@ -8,7 +8,8 @@ A walk through the latent space from seed 3 to seed 7, as a PNG strip:
 
 Image i is the image of seed --seed + i: the same seed gives the same image, whatever
 --num_samples (and the exported generator's `from_seeds` signature agrees).
-The .npz holds `images` (uint8 [N, 28, 28]), `seeds` (int64 [N]) and `step`.
+The .npz holds `images` (uint8 [N, H, W] for a grey run, e.g. [N, 28, 28], and
+[N, H, W, 3] for a colour one), `seeds` (int64 [N]) and `step`.
 
 Exit statuses: dcgan_dist/errors.py.
 """

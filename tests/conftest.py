@@ -172,8 +172,38 @@ from colour_images import write_icon_folder  # noqa: E402  (real colour images, 
 
 @pytest.fixture(scope="session")
 def icon_dir(tmp_path_factory):
-    """Real colour icons in class subfolders under train/ and test/ (~500 and ~125)."""
+    """Real colour icons in 4 class subfolders under train/ and test/ (332 and 80)."""
     return write_icon_folder(tmp_path_factory.mktemp("icons"))
+
+
+COLOUR_STEPS = (4, 8)  # the colour runs' checkpoints (--save_every_steps, --max_steps)
+
+
+@pytest.fixture(scope="session")
+def small_icon_dir(tmp_path_factory):
+    """FOLDER/{train,test}/{apps,mimetypes}/ICON.png: 20 training and 10 test icons of
+    each class, colour with transparency (composited onto white when read)."""
+    return write_icon_folder(tmp_path_factory.mktemp("small_icons"),
+                             classes=("apps", "mimetypes"), per_class=30, test_every=3)
+
+
+@pytest.fixture(scope="session")
+def colour_runs(small_icon_dir, tfds_dir, tmp_path_factory):
+    """colour_runs(size): (workdir, data folder) of 8 steps at size x size x 3 on
+    small_icon_dir, batch 16 on one replica, checkpoints at steps 4 and 8; trained once
+    per size for the whole session."""
+    @functools.lru_cache(maxsize=None)
+    def train(size):
+        workdir = str(tmp_path_factory.mktemp(f"colour{size}") / "workdir")
+        result = run_cli("dcgan_dist.train", f"--data_dir={small_icon_dir}",
+                         f"--image_size={size}", "--channels=3", "--strategy=default",
+                         "--batch_size=16", f"--max_steps={COLOUR_STEPS[1]}",
+                         f"--save_every_steps={COLOUR_STEPS[0]}", f"--workdir={workdir}",
+                         f"--tfds_data_dir={tfds_dir}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"images of {size}x{size}x3" in result.stdout
+        return workdir, small_icon_dir
+    return train
 
 
 def write_png_folder(path, splits):

@@ -3,47 +3,18 @@
 evaluate in real processes, runs of different shapes refused, and the detectors and augmentations at
 28x28x1, 32x32x3 and 64x64x3 in process."""
 
-import functools
 import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_cli, write_icon_folder
+from conftest import COLOUR_STEPS, run_cli
 from dcgan_dist.data import sources, splits
 from dcgan_dist.forensics import detectors, training
 from dcgan_dist.serving import detection
 
 COLOUR_SIZE = 32
-COLOUR_STEPS = (4, 8)  # the colour run's checkpoints (--save_every_steps=4, --max_steps=8)
-
-
-@pytest.fixture(scope="module")
-def icon_folder(tmp_path_factory):
-    """FOLDER/{train,test}/{apps,mimetypes}/ICON.png: 60 training and 30 test icons of
-    each class, colour with transparency (composited onto white when read)."""
-    return write_icon_folder(tmp_path_factory.mktemp("forensics_icons"),
-                             classes=("apps", "mimetypes"), per_class=90, test_every=3)
-
-
-@pytest.fixture(scope="module")
-def colour_runs(icon_folder, tfds_dir, tmp_path_factory):
-    """colour_runs(size): (workdir, data folder) of 8 steps at size x size x 3, batch 16
-    on one replica, with checkpoints at steps 4 and 8; trained once per size."""
-    return functools.lru_cache(maxsize=None)(
-        lambda size: _colour_run(size, icon_folder, tfds_dir, tmp_path_factory))
-
-
-def _colour_run(size, icon_folder, tfds_dir, tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("colour_run") / "workdir")
-    result = run_cli("dcgan_dist.train", f"--data_dir={icon_folder}",
-                     f"--image_size={size}", "--channels=3", "--strategy=default",
-                     "--batch_size=16", f"--max_steps={COLOUR_STEPS[1]}",
-                     f"--save_every_steps={COLOUR_STEPS[0]}", f"--workdir={workdir}",
-                     f"--tfds_data_dir={tfds_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir, icon_folder
 
 
 def _forensics(*args):
@@ -59,14 +30,14 @@ def test_a_colour_run_trains_exports_and_evaluates(colour_runs, size, tfds_dir, 
     first, last = COLOUR_STEPS
     det, export_dir = tmp_path / "det", tmp_path / "export" / "detector"
     result = _forensics("train", f"--workdirs={workdir}@{first}#raw", f"--out_dir={det}",
-                        f"--tfds_data_dir={tfds_dir}", "--samples_per_generator=120",
+                        f"--tfds_data_dir={tfds_dir}", "--samples_per_generator=40",
                         "--epochs=2", "--batch_size=32", "--strategy=default",
                         f"--export_dir={export_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((det / training.RECORD_FILE).read_text())
     assert record["image_shape"] == [size, size, 3]
     assert record["augment"] == ["blur", "jpeg", "noise", "resize"]
-    assert record["images"] == 2 * 120  # 120 real training icons, 120 fakes
+    assert record["images"] == 2 * 40  # the 40 real training icons, 40 fakes
     # Where dcgan_dist.detect looks: export.json in the exported folder.
     exported = json.loads((export_dir / "export.json").read_text())
     assert exported["image_shape"] == [size, size, 3]
@@ -87,7 +58,7 @@ def test_a_colour_run_trains_exports_and_evaluates(colour_runs, size, tfds_dir, 
     output = tmp_path / "rows.json"
     result = _forensics("evaluate", f"--detectors={det}", f"--tfds_data_dir={tfds_dir}",
                         f"--sets=same={workdir}@{first}#raw,later={workdir}@{last}",
-                        "--num_real=60", f"--output={output}")
+                        "--num_real=20", f"--output={output}")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(output.read_text())
     perturbations = ("none", "jpeg75", "blur1", "noise5")

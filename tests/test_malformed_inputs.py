@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import common_flags, run_cli, snapshot, write_idx_folder
+from dcgan_dist.errors import ConfigError, DataError
 
 IMAGES = (np.arange(100 * 28 * 28).reshape(100, 28, 28) * 7) % 256
 LABELS = np.arange(100) % 10
@@ -117,9 +118,6 @@ CASES = [
      "is not a folder"),
     # Data: exit 3, before anything is trained or prepared.
     ("empty data folder", _empty_data_folder, 3, "holds no image files"),
-    ("folder of files that are not images", lambda tmp_path, workdir: _image_folder(
-        tmp_path, {"notes.txt": b"not a picture", "table.csv": b"1,2"}), 3,
-     "holds no image files (it holds 2 other files, e.g. notes.txt)"),
     ("a corrupt image", lambda tmp_path, workdir: _image_folder(
         tmp_path, {**_pictures(8, (32, 32, 3)), "broken.png": b"\x89PNG\r\n\x1a\n" +
                    bytes(40)}), 3, "broken.png is not an image that can be decoded"),
@@ -130,15 +128,8 @@ CASES = [
      _image_folder(tmp_path, {**_pictures(4, (32, 32, 3)),
                               **_pictures(4, (32, 32), "grey")}), 3,
      "mixes 4 greyscale images"),
-    ("a single class", lambda tmp_path, workdir: _image_folder(
-        tmp_path, _pictures(8, (32, 32, 3), "cats/")), 3, "a single class subfolder"),
-    ("images beside class folders", lambda tmp_path, workdir: _image_folder(
-        tmp_path, {**_pictures(4, (32, 32, 3), "cats/"), **_pictures(4, (32, 32, 3))}),
-     3, "beside class subfolders"),
     ("a size the networks cannot build", _flags("--image_size=30"), 2,
      "--image_size=30 cannot be built"),
-    ("images of a size the networks cannot build", lambda tmp_path, workdir: _image_folder(
-        tmp_path, _pictures(8, (30, 30, 3))), 2, "--image_size=30 cannot be built"),
     ("neither grey nor colour", _flags("--channels=2"), 2, "--channels=2 is not supported"),
     ("wrong magic number", lambda tmp_path, workdir: _data_dir(
         tmp_path, images=b"\x00\x00\x09\x03" + bytes(100)), 3, "magic number"),
@@ -175,3 +166,37 @@ def test_malformed_input_is_refused_and_changes_nothing(make_input, status, mess
     assert len(reasons) == 1 and message in reasons[0]
     assert snapshot(workdir, tfds_dir, tmp_path / "a_file") == before
 
+
+
+# Image folders refused by the data module itself, in process (the CLI cases above show
+# how its errors exit: DataError 3, ConfigError 2); tfds writes nothing for any of them.
+FOLDER_CASES = [
+    ("files that are not images", {"notes.txt": b"not a picture", "table.csv": b"1,2"},
+     DataError, "holds no image files (it holds 2 other files, e.g. notes.txt)"),
+    ("a single class", _pictures(8, (32, 32, 3), "cats/"), DataError,
+     "a single class subfolder, cats/"),
+    ("images beside class folders", {**_pictures(4, (32, 32, 3), "cats/"),
+                                     **_pictures(4, (32, 32, 3))}, DataError,
+     "beside class subfolders"),
+    ("a test class training lacks", {**_pictures(4, (32, 32, 3), "train/cats/"),
+                                     **_pictures(4, (32, 32, 3), "train/dogs/"),
+                                     **_pictures(4, (32, 32, 3), "test/cows/")},
+     DataError, "a test split needs the training split's classes"),
+    ("sizes that differ", {**_pictures(4, (32, 32, 3)), **_pictures(4, (40, 32, 3), "b")},
+     DataError, "not all of one square size"),
+    ("a size the networks cannot build", _pictures(8, (30, 30, 3)), ConfigError,
+     "--image_size=30 cannot be built"),
+]
+
+
+@pytest.mark.parametrize("files, error, message", [case[1:] for case in FOLDER_CASES],
+                         ids=[case[0] for case in FOLDER_CASES])
+def test_unusable_image_folders_are_refused_before_anything_is_written(
+        files, error, message, tmp_path):
+    from dcgan_dist.data import sources
+    folder = _image_folder(tmp_path, files)[0].split("=", 1)[1]
+    tfds_dir = tmp_path / "tfds"
+    with pytest.raises(error) as refused:
+        sources.load("mine", folder, str(tfds_dir))
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+    assert not tfds_dir.exists()

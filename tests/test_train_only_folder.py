@@ -44,7 +44,7 @@ def trained_workdir(train_only_dir, own_tfds_dir, tmp_path_factory):
     result = run_cli("dcgan_dist.train", *_train_flags(train_only_dir, own_tfds_dir,
                                                        workdir))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"train ({NUM_IMAGES} images)" in result.stdout
+    assert f"train ({NUM_IMAGES} images of 28x28x1)" in result.stdout
     assert "train | done | step: 2" in result.stdout
     return workdir
 

@@ -3,8 +3,8 @@
 `TrainConfig` leaves some choices open ("auto", None); `resolve` closes them all, for
 this strategy and platform, and says why for each choice the log prints:
 - precision: what the workdir was trained with when it resumes, else the platform's;
-- the image shape: the data's (what `sources.load` settled), or the workdir's when it
-  resumes;
+- the image shape: the data's, as `sources.load` settled it from --image_size and
+  --channels (a resumed run asks for its workdir's);
 - jit_compile: the platform's (hardware.py);
 - sync_batch_norm: on when there are several replicas, and never together with XLA,
   which cannot compile the all-reduce inside the forward pass;
@@ -31,7 +31,7 @@ def resolve(config, strategy, recorded=None, platform=None, image_shape=None):
 
     recorded: the workdir's config.json fields ({} or None for a new run).
     platform: a hardware.Platform; by default this process's.
-    image_shape: (S, S, C) of the data, for --image_size and --channels left open.
+    image_shape: (S, S, C) of the data (sources.Data.image_shape).
     Raises ConfigError for settings that cannot train together.
     """
     num_replicas = strategy.num_replicas_in_sync
@@ -42,11 +42,9 @@ def resolve(config, strategy, recorded=None, platform=None, image_shape=None):
         # A resumed run keeps its precision, whatever this machine would choose.
         config = dataclasses.replace(config, precision=recorded_precision)
         notes.append(f"precision {recorded_precision} (the workdir was trained with it)")
-    for key, index in (("image_size", 0), ("channels", 2)):
-        if getattr(config, key) is None:
-            value = (image_shape[index] if image_shape is not None
-                     else (recorded or {}).get(key))
-            config = dataclasses.replace(config, **{key: value})
+    if image_shape is not None:
+        config = dataclasses.replace(config, image_size=image_shape[0],
+                                     channels=image_shape[-1])
     config, choices = hardware.resolve(config, strategy, platform)
     notes += choices
     if config.sync_batch_norm is None:
