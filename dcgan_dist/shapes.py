@@ -36,6 +36,16 @@ def stages(size):
     return base, doublings
 
 
+def check_own_size(size, what):
+    """Refuses data whose own size (no --image_size given) the networks cannot build."""
+    try:
+        stages(size)
+    except ConfigError:
+        raise ConfigError(f"{what} are {size}x{size} pixels, a size the networks cannot "
+                          f"build; pass --image_size (e.g. {', '.join(map(str, SIZES_TESTED))})"
+                          " to resize them.") from None
+
+
 def check(image_size=None, channels=None):
     """Refuses an --image_size the networks cannot build or a --channels other than 1 or
     3 (None: the data's own, checked once the data is known)."""

@@ -185,7 +185,7 @@ FOLDER_CASES = [
     ("sizes that differ", {**_pictures(4, (32, 32, 3)), **_pictures(4, (40, 32, 3), "b")},
      DataError, "not all of one square size"),
     ("a size the networks cannot build", _pictures(8, (30, 30, 3)), ConfigError,
-     "--image_size=30 cannot be built"),
+     "images are 30x30 pixels, a size the networks cannot build; pass --image_size"),
 ]
 
 

@@ -66,8 +66,10 @@ def prepared_folder_builder(folder, tfds_data_dir=None, image_size=None, channel
     fit: fit(image, size), the centre crop and resize (pipeline.fit_image).
     """
     layout = folders.Layout(folder)
+    own_size = image_size is None
     image_size, channels, notes = folders.settle_shape(layout, image_size, channels)
-    shapes.stages(image_size)  # refuse a size the networks cannot build, before preparing
+    if own_size:  # (a given --image_size was checked with the flags)
+        shapes.check_own_size(image_size, f"the images in {folder}")
     stem = re.sub(r"[^a-z0-9_]", "_", os.path.basename(os.path.abspath(folder)).lower())
     config_name = f"{stem}_{layout.fingerprint()}_{image_size}x{image_size}x{channels}"
     prepared = os.path.join(_data_dir(tfds_data_dir), "image_folder_images", config_name,

@@ -77,6 +77,7 @@ def settle_shape(builder, image_size=None, channels=None):
                             f"{width}x{height} pixels; pass --image_size (e.g. 64) to "
                             "centre-crop and resize them to a square.")
         image_size = height
+        shapes.check_own_size(image_size, f"the images of '{builder.info.full_name}'")
     shapes.stages(image_size)
     if height is not None and min(height, width) < image_size:
         raise DataError(f"Dataset '{builder.info.full_name}' has images of "
