@@ -57,8 +57,7 @@ def _data_dir(tfds_data_dir):
     return os.path.expanduser(tfds_data_dir or tfds.core.constants.get_default_data_dir())
 
 
-def prepared_folder_builder(folder, tfds_data_dir=None, image_size=None, channels=None,
-                            fit=None):
+def prepared_folder_builder(folder, tfds_data_dir, image_size, channels, fit):
     """(the builder of `folder`'s images at image_size x image_size x channels, prepared
     once per folder content and shape, [notes for the log]).
 
