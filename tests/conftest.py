@@ -218,3 +218,18 @@ def write_png_folder(path, splits):
                             image.shape[-1] == 1 else image).save(
                 path / split / str(label) / f"{i:05d}.png")
     return str(path)
+
+
+def assert_export_scores_as_checkpoint(model, images, export_dir, tmp_path):
+    """`dcgan_dist.detect --detector=export_dir`, in a fresh process, on `images` saved
+    as an .npz, prints the probabilities the checkpointed `model` gives them."""
+    from dcgan_dist.serving import detection
+    np.savez(tmp_path / "five.npz", images=images[..., 0] if images.shape[-1] == 1
+             else images)
+    result = run_cli("dcgan_dist.detect", f"--detector={export_dir}",
+                     str(tmp_path / "five.npz"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = [float(line.split("\t")[1]) for line in result.stdout.splitlines()]
+    np.testing.assert_allclose(
+        printed, detection.probability_real(detection.score_images(model, images)),
+        atol=2e-6)

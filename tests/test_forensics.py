@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from conftest import TRAINED_STEPS_PER_EPOCH, run_cli
+from conftest import TRAINED_STEPS_PER_EPOCH, assert_export_scores_as_checkpoint, run_cli
 from dcgan_dist.data import splits
 from dcgan_dist.evaluation import metrics
-from dcgan_dist.serving import detection, sampling
+from dcgan_dist.serving import sampling
 from dcgan_dist.forensics import training
 
 CONTROL_IMAGES = 2000  # per class: AUC's spread at chance is ~0.01
@@ -104,13 +104,7 @@ def test_a_detector_spots_a_held_out_checkpoint_and_exports(trained_run, tfds_di
     # The export, in a fresh process through `detect`, gives the checkpoint's scores.
     model, _ = training.load(str(tmp_path / "det"))
     images, _ = splits.load_split(fashion_builder, "test[:5]")
-    np.savez(tmp_path / "five.npz", images=images[..., 0])
-    result = run_cli("dcgan_dist.detect", f"--detector={export_dir}",
-                     str(tmp_path / "five.npz"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    printed = [float(line.split("\t")[1]) for line in result.stdout.splitlines()]
-    np.testing.assert_allclose(
-        printed, detection.probability_real(detection.score_images(model, images)), atol=2e-6)
+    assert_export_scores_as_checkpoint(model, images, export_dir, tmp_path)
 
 
 def test_detection_metrics_values():

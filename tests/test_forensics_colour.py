@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import COLOUR_STEPS, run_cli
+from conftest import COLOUR_STEPS, assert_export_scores_as_checkpoint, run_cli
 from dcgan_dist.data import sources, splits
 from dcgan_dist.forensics import detectors, training
-from dcgan_dist.serving import detection
 
 COLOUR_SIZE = 32
 
@@ -47,13 +46,7 @@ def test_a_colour_run_trains_exports_and_evaluates(colour_runs, size, tfds_dir, 
     data = sources.load("mnist", folder, tfds_dir, size, 3)
     images, _ = splits.load_split(data.builder, "test[:5]", data.image_shape)
     assert images.shape == (5, size, size, 3)
-    np.savez(tmp_path / "five.npz", images=images)
-    result = run_cli("dcgan_dist.detect", f"--detector={export_dir}",
-                     str(tmp_path / "five.npz"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    printed = [float(line.split("\t")[1]) for line in result.stdout.splitlines()]
-    np.testing.assert_allclose(
-        printed, detection.probability_real(detection.score_images(model, images)), atol=2e-6)
+    assert_export_scores_as_checkpoint(model, images, export_dir, tmp_path)
 
     output = tmp_path / "rows.json"
     result = _forensics("evaluate", f"--detectors={det}", f"--tfds_data_dir={tfds_dir}",

@@ -15,8 +15,9 @@ def load_split(builder, split, image_shape=None):
     data = builder.as_dataset(split=split, batch_size=-1, shuffle_files=False)
     images = data["image"].numpy()
     if image_shape is not None and images.shape[1:] != tuple(image_shape):
-        images = np.stack([pipeline.fit_image(image, image_shape[0], image_shape[-1])
-                           .numpy() for image in images])
+        # Fitted as training fits them (pipeline.tfds_images), in the split's order.
+        images_fn, _ = pipeline.tfds_images(builder, split, image_shape)
+        images = np.concatenate(list(images_fn().batch(1024).as_numpy_iterator()))
     labels = data["label"].numpy().astype(np.int64) if "label" in data else None
     return images, labels
 
