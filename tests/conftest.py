@@ -95,9 +95,10 @@ def assert_resumed_bitwise(expected, workdir):
         np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
 
 
-def run_cli(module, *args, timeout=600):
-    """Runs `python -m module args` in a real process; returns the CompletedProcess."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+def run_cli(module, *args, timeout=600, env=None):
+    """Runs `python -m module args` in a real process, with `env` added to its
+    environment; returns the CompletedProcess."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
                           text=True, timeout=timeout, env=env)
 

@@ -58,23 +58,30 @@ def _every_copy(strategy, variables):
 
 def test_the_average_is_equal_on_every_replica_and_across_replica_counts(fashion_builder,
                                                                         tmp_path):
-    _, state1, _ = _train(fashion_builder, 1, tmp_path / "1", [1] * STEPS, ema_decay=0.5)
-    strategy4, state4, _ = _train(fashion_builder, 4, tmp_path / "4", [1] * STEPS,
-                                  ema_decay=0.5)
+    _, state1, raw1 = _train(fashion_builder, 1, tmp_path / "1", [1] * STEPS,
+                             ema_decay=0.5)
+    strategy4, state4, raw4 = _train(fashion_builder, 4, tmp_path / "4", [1] * STEPS,
+                                     ema_decay=0.5)
     copies = _every_copy(strategy4, state4.generator_ema.weights)
     assert all(len(c) == 4 for c in copies)
     for variable_copies in copies:  # bitwise: one cross-replica assign writes them all
         for copy in variable_copies[1:]:
             np.testing.assert_array_equal(copy, variable_copies[0])
-    # Across replica counts, within test_replica_equivalence's Adam tolerances: no entry
-    # more than the steps' learning rates apart, nearly all equal to round-off.
+    # Across replica counts the raw weights differ by round-off that Adam amplifies (how
+    # much depends on the CPU's kernels: AVX2 sums in another order than AVX-512), so the
+    # averages are held to what averaging allows. Each is a convex combination of its
+    # run's weights after each step, with the same coefficients in both runs, so entry by
+    # entry the averages are no further apart than the runs' weights ever were.
     one = [w.numpy() for w in state1.generator_ema.weights]
     four = [c[0] for c in copies]
+    for i, (a, b) in enumerate(zip(one, four)):
+        widest = np.max([np.abs(r1[i] - r4[i]) for r1, r4 in zip(raw1, raw4)], axis=0)
+        np.testing.assert_array_less(np.abs(a - b), widest + 1e-6 + 1e-5 * np.abs(a),
+                                     err_msg=f"weight {i}")
+    # And no entry more than the steps' learning rates apart (test_replica_equivalence's
+    # bound), where an average of the wrong weights would be.
     assert max(float(np.abs(a - b).max()) for a, b in zip(one, four)) < STEPS * 2e-4
-    close = np.concatenate([np.isclose(b, a, rtol=1e-4, atol=1e-6).ravel()
-                            for a, b in zip(one, four)])
-    assert close.mean() > 0.97
-
+    assert max(float(np.abs(a - r).max()) for a, r in zip(one, raw1[-1])) > 1e-5
 
 def test_half_life_and_ramp_up_set_the_decay():
     config = TrainConfig(workdir="unused", recipe="fast", batch_size=64,

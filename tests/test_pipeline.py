@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import mirrored
 from dcgan_dist.data import pipeline
+from dcgan_dist.training import strategies
 
 SPLIT = "train[:640]"
 BATCH = 64
@@ -76,6 +78,35 @@ def test_replicas_and_workers_split_each_global_batch(source):
         rebuilt = np.concatenate(halves[0][2 * step:2 * step + 2]
                                  + halves[1][2 * step:2 * step + 2])
         np.testing.assert_array_equal(rebuilt, whole[step])
+
+
+def test_per_replica_pipelines_on_cpu_devices_feed_the_same_batches(source):
+    """A MirroredStrategy over CPU devices gets a pipeline per replica
+    (strategies.input_options): each replica sees what TensorFlow's default, one
+    pipeline whose batches a multi-device iterator splits, gives it."""
+    strategy = mirrored(4)
+    options = strategies.input_options(strategy)
+    assert options.experimental_replication_mode == \
+        tf.distribute.InputReplicationMode.PER_REPLICA
+    assert strategies.input_options(tf.distribute.OneDeviceStrategy("/cpu:0")) is None
+    assert strategies.input_options(tf.distribute.get_strategy()) is None
+    images_fn, count = source
+    dataset_fn = pipeline.make_dataset_fn(images_fn, count, BATCH, 0)
+
+    def steps(options):
+        iterator = iter(strategy.distribute_datasets_from_function(dataset_fn, options))
+        return [[t.numpy() for t in strategy.experimental_local_results(next(iterator))]
+                for _ in range(3)]
+
+    per_replica, default = steps(options), steps(None)
+    whole = _stream(source, 3)
+    for step in range(3):
+        for replica in range(4):
+            np.testing.assert_array_equal(per_replica[step][replica],
+                                          default[step][replica])
+        np.testing.assert_array_equal(np.concatenate(per_replica[step]), whole[step])
+    # Without tf.data's autotuning thread (pipeline.without_autotuning).
+    assert dataset_fn(tf.distribute.InputContext()).options().autotune.enabled is False
 
 
 def test_bf16_batches(source):

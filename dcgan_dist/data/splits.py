@@ -17,7 +17,8 @@ def load_split(builder, split, image_shape=None):
     if image_shape is not None and images.shape[1:] != tuple(image_shape):
         # Fitted as training fits them (pipeline.tfds_images), in the split's order.
         images_fn, _ = pipeline.tfds_images(builder, split, image_shape)
-        images = np.concatenate(list(images_fn().batch(1024).as_numpy_iterator()))
+        images = np.concatenate(list(pipeline.without_autotuning(
+            images_fn().batch(1024)).as_numpy_iterator()))
     labels = data["label"].numpy().astype(np.int64) if "label" in data else None
     return images, labels
 

@@ -51,7 +51,8 @@ def _dataset(images, labels, batch_size, augment, seed, training):
             data = data.map(lambda x, y: (detectors.augment(x, augment), y),
                             num_parallel_calls=tf.data.AUTOTUNE)
     data = data.map(lambda x, y: (pipeline.scale_images(x), y))
-    return data.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    return (data.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+            .apply(pipeline.without_autotuning))
 
 
 def train(config, strategy, generators, builder, out_dir, entries=(),

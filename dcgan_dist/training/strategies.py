@@ -78,6 +78,31 @@ def task_info(strategy):
     return resolver.task_type, resolver.task_id
 
 
+def input_options(strategy):
+    """The `tf.distribute.InputOptions` for the training data under `strategy`: None
+    (TensorFlow's default: one input pipeline per worker, whose batches a multi-device
+    iterator prefetches into each replica's device memory), except for a MirroredStrategy
+    whose replicas are all CPU devices, which gets one pipeline per replica on the host.
+
+    On CPU devices there is no device memory to fetch into, and the multi-device iterator
+    only adds work: a per-device GeneratorDataset, and per device a tf.data iterator whose
+    autotuning thread (TensorFlow 2.21) is not woken when the iterator is deleted, so
+    that deleting it waits out the thread's current optimization period (doubling to
+    60 s): up to a minute idle at the end of every run. Per-replica pipelines
+    (InputReplicationMode.PER_REPLICA, which only MirroredStrategy offers) are plain
+    iterators of our own dataset, whose autotuning pipeline.make_dataset_fn turns off.
+    The batches are the same: the dataset_fn slices each replica's rows out of the
+    global batch whether it serves one replica or all of them (pipeline.py).
+    """
+    if type(strategy) is tf.distribute.MirroredStrategy and all(
+            tf.DeviceSpec.from_string(device).device_type == "CPU"
+            for device in strategy.extended.worker_devices):
+        return tf.distribute.InputOptions(
+            experimental_replication_mode=tf.distribute.InputReplicationMode.PER_REPLICA,
+            experimental_fetch_to_device=False)
+    return None
+
+
 def num_workers(strategy):
     """Processes that train together: the workers (and chief) of a multi-worker job, else
     1 (a TPU's hosts are driven by this one process)."""

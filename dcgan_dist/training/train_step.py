@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from dcgan_dist import models, process_setup, rng
 from dcgan_dist.data import pipeline
-from dcgan_dist.training import ema, losses
+from dcgan_dist.training import ema, losses, strategies
 from dcgan_dist.training.config import PRECISIONS
 
 METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
@@ -255,8 +255,10 @@ class Built:
         config = self.config
         iterator = iter(self.strategy.distribute_datasets_from_function(
             pipeline.make_dataset_fn(self.images_fn, self.num_examples, config.batch_size,
-                                     config.seed, step, config.compute_dtype)))
-        # Creating it pinned glibc's mmap threshold at 128 KiB (TensorFlow's
+                                     config.seed, step, config.compute_dtype),
+            options=strategies.input_options(self.strategy)))
+        # A multi-device iterator (every strategy but a CPU MirroredStrategy) pins
+        # glibc's mmap threshold at 128 KiB as it is created (TensorFlow's
         # GeneratorDataset kernel calls mallopt): set ours again, or every step faults
         # its large buffers in anew, up to 2x slower on CPUs (process_setup.py).
         process_setup.restore_malloc()
