@@ -11,10 +11,10 @@ into per-replica batches in replica order. So
 - a run resumed at global step s rebuilds the stream from epoch s // steps_per_epoch and
   skips s % steps_per_epoch batches, and sees what an uninterrupted run would have seen.
 
-Each input pipeline (one per worker, or per replica on CPU devices:
-strategies.input_options) reads the whole split (70,000 28x28 images are 55 MB as uint8) and keeps it
-cached in memory as uint8, at the run's image shape; scaling to [-1, 1] happens per
-batch, after slicing.
+Each input pipeline (one per worker, or one per replica on CPU devices:
+strategies.input_options) reads the whole split (70,000 28x28 images are 55 MB as uint8)
+and keeps it cached in memory as uint8, at the run's image shape; scaling to [-1, 1]
+happens per batch, after slicing.
 
 A dataset whose images are not of the run's shape (a tfds dataset such as cifar10 or
 celeb_a, at another --image_size or --channels) is fitted to it once, before the cache,
@@ -31,9 +31,9 @@ def without_autotuning(dataset):
     In TensorFlow 2.21 that thread is not woken when its iterator is deleted: deleting the
     iterator waits out the thread's current optimization period, which doubles from 10 ms
     up to 60 s as the iterator lives on (measured here: 17 s idle after 20 s of
-    training; TF_CPP_VMODULE=model=2 logs the wait). Our pipelines need no tuning: with
-    autotuning off, tf.data.AUTOTUNE still means one parallel call per core for `map`, and
-    a prefetch buffer that grows while the consumer waits.
+    training; TF_CPP_VMODULE=model=2 logs the wait). With autotuning off, AUTOTUNE
+    parallelism and buffer sizes fall back to TensorFlow's fixed defaults; the training
+    speed measured with them is the same (docs/measurements.md#the-wait-at-exit).
     """
     options = tf.data.Options()
     options.autotune.enabled = False
