@@ -83,6 +83,7 @@ def test_the_average_is_equal_on_every_replica_and_across_replica_counts(fashion
     assert max(float(np.abs(a - b).max()) for a, b in zip(one, four)) < STEPS * 2e-4
     assert max(float(np.abs(a - r).max()) for a, r in zip(one, raw1[-1])) > 1e-5
 
+
 def test_half_life_and_ramp_up_set_the_decay():
     config = TrainConfig(workdir="unused", recipe="fast", batch_size=64,
                          ema_halflife_images=10000, ema_rampup=0.05)
