@@ -106,15 +106,15 @@ def run_cli(module, *args, timeout=600, env=None):
 TRAINED_STEPS_PER_EPOCH = 4096 // 64
 
 
-def common_flags(tfds_dir, split="train[:4096]"):
+def common_flags(tfds_dir, split="train[:4096]", replicas=2):
     """The CLI flags of the shared small runs: 2 replicas, global batch 64."""
-    return ["--strategy=mirrored", "--cpu_replicas=2", "--dataset=fashion_mnist",
+    return ["--strategy=mirrored", f"--cpu_replicas={replicas}", "--dataset=fashion_mnist",
             f"--split={split}", "--batch_size=64", f"--tfds_data_dir={tfds_dir}"]
 
 
 def _train_small_run(tmp_path_factory, tfds_dir, precision):
     workdir = str(tmp_path_factory.mktemp("run") / "workdir")
-    result = run_cli("dcgan_dist.train", *common_flags(tfds_dir), "--epochs=3",
+    result = run_cli("dcgan_dist.train", *common_flags(tfds_dir, replicas=1), "--epochs=3",
                      "--checkpoint_every_epochs=2", f"--precision={precision}",
                      f"--workdir={workdir}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -123,10 +123,12 @@ def _train_small_run(tmp_path_factory, tfds_dir, precision):
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, fashion_builder, tfds_dir):
-    """Three epochs of 64 steps at global batch 64 on 2 replicas, shared by every test
-    that needs a trained workdir; tests that change it copy it. Precision auto: bf16 where
-    the CPU has bfloat16 instructions, fp32 where it would emulate them (5x slower;
-    test_precision.py covers bf16 and fp16 there, small)."""
+    """Three epochs of 64 steps at global batch 64, shared by every test that needs a
+    trained workdir; tests that change it copy it. One replica, as the README's command
+    trains on a CPU (2 logical devices on one CPU cost 1.4x the time, measured); the
+    tests that resume it run on 2, so they resume across replica counts too. Precision
+    auto: bf16 where the CPU has bfloat16 instructions, fp32 where it would emulate them
+    (5x slower; the bf16 and fp16 tests elsewhere are small)."""
     return _train_small_run(tmp_path_factory, tfds_dir, "auto")
 
 

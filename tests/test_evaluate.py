@@ -86,7 +86,8 @@ def test_evaluate_prints_and_records_every_metric(evaluated, workdir):
 def test_evaluator_hook_matches_the_cli_and_works_under_a_strategy(evaluated, workdir,
                                                                     tfds_dir, tmp_path):
     """What training calls every --eval_every_epochs, on networks mirrored over two
-    replicas as in training: the same numbers as the command line, recorded the same way."""
+    replicas as in a 2-replica run: the same numbers as the command line, recorded the same
+    way."""
     _, cli_line = evaluated
     run = str(tmp_path / "run")
     shutil.copytree(os.path.join(workdir, layout.CHECKPOINT_FOLDER),
