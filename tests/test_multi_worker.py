@@ -16,13 +16,14 @@ sys.path.insert(0, LAUNCH_DIR)
 import local  # noqa: E402  (launch/local.py)
 
 
-
-
 # The jobs below, interrupted or not: 32 steps of the fast recipe (its averaged generator
 # must end equal too) in fp32 with op determinism (an interrupted job then ends bitwise
-# where an uninterrupted one ends), a checkpoint every 2 steps, all kept.
+# where an uninterrupted one ends), a checkpoint every 4 steps, all kept. (Every 2 cost
+# a third of a job's time on one core: a save of both workers' ~40 MB is ~0.6 s.)
 STEPS = 32  # room for two stops mid-run, however fast the steps are
-JOB = [f"--max_steps={STEPS}", "--save_every_steps=2", f"--keep_checkpoints={STEPS // 2}"]
+SAVE_EVERY = 4
+JOB = [f"--max_steps={STEPS}", f"--save_every_steps={SAVE_EVERY}",
+       f"--keep_checkpoints={STEPS // SAVE_EVERY}"]
 
 
 def _flags(tfds_dir):
@@ -51,7 +52,8 @@ def test_two_workers_train_like_one_process(two_workers, tfds_dir, tmp_path):
     assert all("replicas: 2" in log for log in logs)
     # Only the chief (worker 0) keeps files: the other's checkpoint folder is removed.
     assert sorted(os.listdir(os.path.join(workers, "checkpoints"))) == sorted(
-        ["checkpoint"] + [f"ckpt-{step}.{part}" for step in range(2, STEPS + 1, 2)
+        ["checkpoint"] + [f"ckpt-{step}.{part}"
+                          for step in range(SAVE_EVERY, STEPS + 1, SAVE_EVERY)
                           for part in ("index", "data-00000-of-00001")])
     assert not os.path.exists(os.path.join(workers, "tmp_checkpoints"))
     # Nor summaries or images: one events file (the chief's), and the chief's grid.
@@ -115,7 +117,7 @@ def test_killed_worker_stops_the_job_and_a_restart_resumes_bitwise(two_workers, 
         [sys.executable, os.path.join(LAUNCH_DIR, "local.py"), "--num_workers=2",
          f"--log_dir={logs}", "--", *flags], stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait_for(lambda: latest_step(workdir) >= 2, 180), "nothing was saved"
+        assert _wait_for(lambda: latest_step(workdir) >= SAVE_EVERY, 180), "nothing saved"
         os.kill(int((logs / "worker_1.pid").read_text()), signal.SIGKILL)
         _, stderr = launcher.communicate(timeout=60)  # stopped, not hanging
     finally:
@@ -125,7 +127,7 @@ def test_killed_worker_stops_the_job_and_a_restart_resumes_bitwise(two_workers, 
     # The survivor may fail in the same instant (its collective lost the peer).
     assert "worker 1 exited with status -9" in stderr and "stopping the others" in stderr
     saved = latest_step(workdir)
-    assert 2 <= saved < STEPS  # mid-run
+    assert SAVE_EVERY <= saved < STEPS  # mid-run
 
     # The whole job restarted with the same flags resumes from that checkpoint and ends
     # exactly where the uninterrupted job ends.
@@ -193,9 +195,9 @@ def test_sigterm_to_one_worker_saves_every_worker_at_one_step(two_workers, tfds_
     ends exactly where the uninterrupted job ends."""
     workdir = tmp_path / "workdir"
     flags = _job_flags(tfds_dir, workdir)
-    status, first, _ = _stop_worker_1_when(lambda: latest_step(workdir) >= 2, flags,
-                                           tmp_path / "logs1")
-    assert status == 75 and 2 <= first < STEPS
+    status, first, _ = _stop_worker_1_when(lambda: latest_step(workdir) >= SAVE_EVERY,
+                                           flags, tmp_path / "logs1")
+    assert status == 75 and SAVE_EVERY <= first < STEPS
     assert latest_step(workdir) == first
 
     # Resumed, and stopped again: the workers must agree on a step again.
