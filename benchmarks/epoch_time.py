@@ -99,8 +99,8 @@ def _package_loop(steps, rounds):
     iterator, per_call = built.iterator(), config.steps_per_loop
 
     def run_steps(n):
-        for _ in range(-(-n // per_call)):
-            metrics = built.train_steps(iterator, tf.constant(per_call))
+        metrics = timing.run_in_calls(
+            lambda k: built.train_steps(iterator, tf.constant(k)), n, per_call)
         float(metrics["g_loss"])  # waits for the device
 
     result = timing.steady_rate(run_steps, FLAGS.batch_size, steps, rounds,

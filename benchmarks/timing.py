@@ -11,6 +11,21 @@ def _faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+def run_in_calls(call, steps, per_call):
+    """Runs exactly `steps` steps as calls of `call(k)` (k steps each, at most `per_call`):
+    whole calls, then one of the remainder. Returns the last call's result.
+
+    A loop that rounded up to whole calls would train more steps than the rate counts:
+    at batch 256 (8 steps a call) 20 timed steps were 24, and the images/s came out 17%
+    low (measured 2026-12-02; every earlier figure of the package at batch 256 was).
+    """
+    result = None
+    while steps > 0:
+        result = call(min(steps, per_call))
+        steps -= min(steps, per_call)
+    return result
+
+
 def steady_rate(run_steps, batch_size, steps, rounds, warmup_steps):
     """`run_steps(n)` trains n steps and waits for the last; returns a dict of the median
     images/s, every round's, the faults per timed step and the process's peak memory."""
