@@ -17,7 +17,8 @@ def run_in_calls(call, steps, per_call):
 
     A loop that rounded up to whole calls would train more steps than the rate counts:
     at batch 256 (8 steps a call) 20 timed steps were 24, and the images/s came out 17%
-    low (measured 2026-12-02; every earlier figure of the package at batch 256 was).
+    low (found 2026-12-02: every package figure at batch 256 since --steps_per_loop=auto
+    was; docs/measurements.md says which).
     """
     result = None
     while steps > 0:
