@@ -107,7 +107,8 @@ TRAINED_STEPS_PER_EPOCH = 4096 // 64
 
 
 def common_flags(tfds_dir, split="train[:4096]", replicas=2):
-    """The CLI flags of the shared small runs: 2 replicas, global batch 64."""
+    """The CLI flags of the shared small runs: global batch 64, on 2 replicas unless
+    asked otherwise."""
     return ["--strategy=mirrored", f"--cpu_replicas={replicas}", "--dataset=fashion_mnist",
             f"--split={split}", "--batch_size=64", f"--tfds_data_dir={tfds_dir}"]
 
@@ -125,7 +126,7 @@ def _train_small_run(tmp_path_factory, tfds_dir, precision):
 def trained_run(tmp_path_factory, fashion_builder, tfds_dir):
     """Three epochs of 64 steps at global batch 64, shared by every test that needs a
     trained workdir; tests that change it copy it. One replica, as the README's command
-    trains on a CPU (2 logical devices on one CPU cost 1.4x the time, measured); the
+    trains on a CPU (2 logical devices on one CPU cost 1.1x to 1.4x the time); the
     tests that resume it run on 2, so they resume across replica counts too. Precision
     auto: bf16 where the CPU has bfloat16 instructions, fp32 where it would emulate them
     (5x slower; the bf16 and fp16 tests elsewhere are small)."""
