@@ -9,7 +9,6 @@ target, then continued) has one segment per process: each segment's seconds cont
 from the previous segment's last evaluation.
 """
 
-import importlib.util
 import json
 import os
 import statistics
@@ -79,11 +78,6 @@ def summarize(runs, target_fid):
                                       for run in of_label]),
         }
     return summary
-
-
-def can_plot():
-    """Whether matplotlib is installed (the bench extra; the test extra leaves it out)."""
-    return importlib.util.find_spec("matplotlib") is not None
 
 
 def plot(runs, target_fid, path):

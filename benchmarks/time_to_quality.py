@@ -189,11 +189,7 @@ def main(argv):
                   "eval_samples", "dataset", "stop_at_target")},
               "summary": summary, "runs": runs}
     results.write_json(os.path.join(FLAGS.out_dir, "time_to_quality.json"), report)
-    if curves.can_plot():
-        curves.plot(runs, target_fid, os.path.join(FLAGS.out_dir, "time_to_quality.png"))
-    else:
-        print("time_to_quality | no plot: matplotlib is not installed (pip install -e "
-              "'.[bench]'); the JSON and the TensorBoard events hold the curves", flush=True)
+    curves.plot(runs, target_fid, os.path.join(FLAGS.out_dir, "time_to_quality.png"))
     curves.write_tensorboard(runs, target_fid, os.path.join(FLAGS.out_dir, "tensorboard"))
     print(f"time_to_quality | target FID: {target_fid:.2f}", flush=True)
     for label, row in summary.items():
