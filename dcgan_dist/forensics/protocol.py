@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_dist import shapes
-from dcgan_dist.data import splits
+from dcgan_dist.data import pipeline, splits
 from dcgan_dist.evaluation import metrics
 from dcgan_dist.forensics import detectors, pool, training
 from dcgan_dist.serving import detection
@@ -37,7 +37,8 @@ def perturb_all(images, name, seed=0):
     kind, strength = PERTURBATIONS[name]
     tf.random.set_seed(seed)  # the noise draws
     data = tf.data.Dataset.from_tensor_slices(images).map(
-        lambda x: detectors.perturb(x, kind, strength)).batch(1000)
+        lambda x: detectors.perturb(x, kind, strength)).batch(1000).apply(
+            pipeline.without_autotuning)  # no wait when its iterator is deleted
     return np.concatenate([batch.numpy() for batch in data])
 
 
