@@ -4,13 +4,14 @@ pixels, and a tfds dataset of another shape fitted to the run's."""
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import FASHION_DIR, write_icon_folder, write_idx_folder, write_png_folder
-from dcgan_dist.data import folders, idx, sources, splits
+from dcgan_dist.data import folder_layout, folders, idx, sources, splits
 from dcgan_dist.errors import DataError
 
 
@@ -25,7 +26,7 @@ def test_layouts_give_labels_splits_and_unlabelled_images(tmp_path):
                  "test/dog/d.png"):
         _save(tmp_path / "labelled" / name, grey)
     (tmp_path / "labelled" / "train" / "dog" / "notes.txt").write_text("skipped")
-    layout = folders.Layout(str(tmp_path / "labelled"))
+    layout = folder_layout.Layout(str(tmp_path / "labelled"))
     assert layout.class_names == ["cat", "dog"]
     assert layout.splits == {
         "train": [("train/cat/a.png", "cat"), ("train/cat/deeper/b.png", "cat"),
@@ -33,18 +34,18 @@ def test_layouts_give_labels_splits_and_unlabelled_images(tmp_path):
         "test": [("test/dog/d.png", "dog")]}
     for name in ("x.png", "y.jpg"):
         _save(tmp_path / "flat" / name, grey)
-    flat = folders.Layout(str(tmp_path / "flat"))
+    flat = folder_layout.Layout(str(tmp_path / "flat"))
     assert flat.class_names is None and flat.splits == {"train": [("x.png", None),
                                                                   ("y.jpg", None)]}
     # A changed folder is another folder content: prepared again.
     before = flat.fingerprint()
     _save(tmp_path / "flat" / "z.png", grey)
-    assert folders.Layout(str(tmp_path / "flat")).fingerprint() != before
+    assert folder_layout.Layout(str(tmp_path / "flat")).fingerprint() != before
     _save(tmp_path / "bad_test" / "train" / "cat" / "a.png", grey)
     _save(tmp_path / "bad_test" / "train" / "dog" / "a.png", grey)
     _save(tmp_path / "bad_test" / "test" / "cow" / "a.png", grey)
     with pytest.raises(DataError, match="a test split needs the training split's classes"):
-        folders.Layout(str(tmp_path / "bad_test"))
+        folder_layout.Layout(str(tmp_path / "bad_test"))
 
 
 def test_decoding_composites_transparency_onto_white_and_converts_channels(tmp_path):
@@ -134,3 +135,127 @@ def test_a_tfds_dataset_of_another_shape_is_fitted_to_the_run(tmp_path):
     assert np.mean(np.abs(fitted[..., 0] - blocks)) < 6
     with pytest.raises(DataError, match="smaller than --image_size=128"):
         sources.load(name, tfds_data_dir=tfds_dir, image_size=128)
+
+
+def _tiny_folder(root, classes=("a", "b"), per_class=3, size=28):
+    """root/train/CLASS/N.png: distinct grey 28x28 PNGs; returns root as a str."""
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            _save(root / "train" / name / f"{i}.png",
+                  np.full((size, size), 10 * i + 100 * c, np.uint8))
+    return str(root)
+
+
+def test_symlink_loops_end_and_each_image_is_listed_once(tmp_path):
+    """Links are followed, inside the folder and out of it, each real folder and file
+    once; links back into a folder that holds them (loops) are skipped and noted. With
+    os.walk(followlinks=True) this folder lists class b's images as class a (through
+    a/deeper/y -> train/) and, with two loops in one class, walks for ever."""
+    import signal
+    data = tmp_path / "data"
+    _tiny_folder(data)
+    os.symlink(".", data / "train" / "a" / "x")  # the class itself
+    (data / "train" / "a" / "deeper").mkdir()
+    os.symlink("../..", data / "train" / "a" / "deeper" / "y")  # train/: above the class
+    os.symlink("0.png", data / "train" / "b" / "twice.png")  # one file, two names
+    elsewhere = tmp_path / "elsewhere"  # outside the data folder: followed, once
+    for i in range(2):
+        _save(elsewhere / f"m{i}.png", np.full((28, 28), 200 + i, np.uint8))
+    os.symlink(elsewhere, data / "train" / "b" / "more")
+    os.symlink(elsewhere, data / "train" / "b" / "more_again")
+    os.symlink(data / "train", elsewhere / "back")  # from outside back in: a loop
+
+    def endless(*_):
+        raise TimeoutError("the walk did not end")
+
+    previous = signal.signal(signal.SIGALRM, endless)
+    signal.alarm(20)
+    try:
+        layout = folder_layout.Layout(str(data))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert layout.class_names == ["a", "b"]
+    assert layout.splits == {"train": [
+        ("train/a/0.png", "a"), ("train/a/1.png", "a"), ("train/a/2.png", "a"),
+        ("train/b/0.png", "b"), ("train/b/1.png", "b"), ("train/b/2.png", "b"),
+        ("train/b/more/m0.png", "b"), ("train/b/more/m1.png", "b")]}
+    assert layout.notes == [
+        "skipped the links train/a/x, train/a/deeper/y and train/b/more/back: each leads "
+        "back into a folder that holds it (a loop), whose images are read once"]
+    # A link in the split to the split, or to the data folder: a loop too, not a class.
+    os.symlink(".", data / "train" / "c")
+    os.symlink("..", data / "train" / "d")
+    assert folder_layout.Layout(str(data)).splits == layout.splits
+
+
+def test_file_names_that_are_not_utf8_are_prepared_and_read(tmp_path):
+    """A file and a class folder whose names are bytes that are not UTF-8 (what Python
+    gives as surrogates): fingerprinted by their bytes, prepared, read back; the class's
+    label name shows the byte as \\xfe."""
+    data = tmp_path / "data"
+    _tiny_folder(data)
+    odd_class = os.path.join(os.fsencode(data), b"train", b"\xfe")
+    os.mkdir(odd_class)
+    for path in (os.path.join(os.fsencode(data), b"train", b"a", b"\xff.png"),
+                 os.path.join(odd_class, b"x.png")):
+        Image.fromarray(np.full((28, 28), 255, np.uint8)).save(os.fsdecode(path),
+                                                               format="PNG")
+    layout = folder_layout.Layout(str(data))
+    assert ("train/a/\udcff.png", "a") in layout.splits["train"]
+    assert len(layout.fingerprint()) == 12
+    assert layout.label_names == ["a", "b", "\\xfe"]
+    data = sources.load("mine", str(tmp_path / "data"), str(tmp_path / "tfds"))
+    images, labels = splits.load_split(data.builder, "train")
+    assert data.builder.info.features["label"].names == ["a", "b", "\\xfe"]
+    assert len(images) == 8 and sorted(np.bincount(labels).tolist()) == [1, 3, 4]
+    assert images[labels == 2].min() == 255
+
+
+PREPARE = """
+import json, os, sys, time
+from dcgan_dist.data import sources, splits
+folder, tfds_dir, ready, go = sys.argv[1:]
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.005)
+data = sources.load("mine", folder, tfds_dir)
+images, labels = splits.load_split(data.builder, "train")
+order = sorted(range(len(labels)), key=lambda i: (labels[i], images[i].tobytes()))
+print(json.dumps({"prepared": data.builder.data_dir, "labels": labels[order].tolist(),
+                  "images": images[order].tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_two_first_preparations_of_one_folder_at_once_take_turns(tmp_path):
+    """Two processes prepare one new folder at the same moment: both succeed and read
+    the same images; the second waited for the first (or found it prepared) instead of
+    racing it to tfds' rename (FileExistsError: '... Destination ... already exists')."""
+    import subprocess
+    import sys
+    folder = _tiny_folder(tmp_path / "data", per_class=6)
+    tfds_dir, go = tmp_path / "tfds", tmp_path / "go"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    processes = [subprocess.Popen(
+        [sys.executable, "-c", PREPARE, folder, str(tfds_dir), str(tmp_path / f"ready{i}"),
+         str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for i in range(2)]
+    try:
+        deadline = time.monotonic() + 120
+        while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
+            time.sleep(0.01)
+        go.touch()  # both imported TensorFlow: they start preparing together
+        outputs = [p.communicate(timeout=120) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    for p, (out, err) in zip(processes, outputs):
+        assert p.returncode == 0, err[-3000:]
+        assert "Traceback" not in err
+    first, second = (json.loads(out.splitlines()[-1]) for out, _ in outputs)
+    assert first == second and first["labels"] == [0] * 6 + [1] * 6
+    prepared = first["prepared"]
+    assert os.path.isfile(os.path.join(os.path.dirname(prepared), ".prepare.lock"))
+    assert sorted(os.listdir(os.path.dirname(prepared))) == [".prepare.lock", "1.0.0"]

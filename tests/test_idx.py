@@ -31,6 +31,7 @@ def test_reads_real_fashion_mnist(fashion_dir):
     assert np.bincount(test_labels).tolist() == [1000] * 10
 
 
+@pytest.mark.slow
 def test_builder_gives_the_same_examples_as_the_files(fashion_builder, fashion_dir):
     info = fashion_builder.info
     assert info.splits["train"].num_examples == 60000

@@ -7,6 +7,8 @@ as PNGs in the usual prepared layout under its data_dir. Training, evaluation an
 detectors then read it through the same `as_dataset` pipeline as any tfds dataset. All
 images are decoded and checked before tfds writes anything (memory holds them at the
 prepared size: 100,000 images of 64x64x3 are 1.2 GB), so a bad image writes nothing.
+
+Two first preparations of one folder at once take turns (`preparing.prepare_once`).
 """
 
 import os
@@ -15,7 +17,7 @@ import re
 import tensorflow_datasets as tfds
 
 from dcgan_dist import shapes
-from dcgan_dist.data import folders
+from dcgan_dist.data import folder_layout, folders, preparing
 
 PREPARED_VERSION = "1.0.0"
 
@@ -25,7 +27,7 @@ class ImageFolderImages(tfds.core.GeneratorBasedBuilder):
 
     VERSION = tfds.core.Version(PREPARED_VERSION)
     RELEASE_NOTES = {PREPARED_VERSION: "First release."}
-    MANUAL_DOWNLOAD_INSTRUCTIONS = f"Pass --data_dir=FOLDER of {folders.LAYOUT}."
+    MANUAL_DOWNLOAD_INSTRUCTIONS = f"Pass --data_dir=FOLDER of {folder_layout.LAYOUT}."
 
     def __init__(self, *, decoded, image_shape, class_names, **kwargs):
         self._decoded = decoded  # {split: (images, labels or None)}
@@ -64,7 +66,7 @@ def prepared_folder_builder(folder, tfds_data_dir, image_size, channels, fit):
     image_size, channels: None for the images' own (see folders.settle_shape).
     fit: fit(image, size), the centre crop and resize (pipeline.fit_image).
     """
-    layout = folders.Layout(folder)
+    layout = folder_layout.Layout(folder)
     own_size = image_size is None
     image_size, channels, notes = folders.settle_shape(layout, image_size, channels)
     if own_size:  # (a given --image_size was checked with the flags)
@@ -73,14 +75,17 @@ def prepared_folder_builder(folder, tfds_data_dir, image_size, channels, fit):
     config_name = f"{stem}_{layout.fingerprint()}_{image_size}x{image_size}x{channels}"
     prepared = os.path.join(_data_dir(tfds_data_dir), "image_folder_images", config_name,
                             PREPARED_VERSION)
-    if os.path.isfile(os.path.join(prepared, "dataset_info.json")):
-        return tfds.builder_from_directory(prepared), notes
-    decoded = {split: folders.decode_split(layout, split, image_size, channels, fit)
-               for split in layout.splits}
-    config = tfds.core.BuilderConfig(name=config_name,
-                                     description=f"image files from {folder}")
-    builder = ImageFolderImages(decoded=decoded, config=config, data_dir=tfds_data_dir,
-                                image_shape=(image_size, image_size, channels),
-                                class_names=layout.class_names)
-    builder.download_and_prepare()
+    notes = layout.notes + notes
+    if not preparing.is_prepared(prepared):
+        # Decoded (and checked) before anything is written, lock file included.
+        decoded = {split: folders.decode_split(layout, split, image_size, channels, fit)
+                   for split in layout.splits}
+        config = tfds.core.BuilderConfig(
+            name=config_name, description=f"image files from {folder_layout.shown(folder)}")
+        builder = ImageFolderImages(decoded=decoded, config=config, data_dir=tfds_data_dir,
+                                    image_shape=(image_size, image_size, channels),
+                                    class_names=layout.label_names)
+        preparing.prepare_once(prepared, folder_layout.shown(folder),
+                               builder.download_and_prepare)
     return tfds.builder_from_directory(prepared), notes
+

@@ -1,122 +1,20 @@
-"""Reading a folder of image files: its layout, its labels, and every image decoded and
-checked before anything is written.
+"""Decoding a folder of image files (its layout: `folder_layout.py`): every image
+decoded and checked before anything is written.
 
-The layout, as torchvision's and tfds' ImageFolder read it:
-
-    FOLDER/CLASS/.../IMAGE      labelled: one subfolder per class (two or more)
-    FOLDER/IMAGE                unlabelled: the images directly in the folder
-    FOLDER/train/..., FOLDER/test/...
-                                splits: a `train/` subfolder marks a split folder, each
-                                split laid out as above; `test/` is optional (only
-                                evaluation reads it) and has the classes of `train/`
-
-Image files are those with the extensions of IMAGE_EXTENSIONS (what Pillow decodes);
-other files and hidden ones are skipped. Images are decoded with Pillow: a transparent
+Images are decoded with Pillow: a transparent
 background is composited onto white (clip art and icons), 16-bit greys are scaled to 8.
 
-Every unusable folder (empty, no image files, one class, images and class folders side
-by side, a test class that training lacks) and every unusable image (corrupt, smaller
-than the size asked for, greyscale mixed with colour when --channels is not given) is a
-DataError with one sentence naming the file, raised before tfds writes anything.
+Every unusable image (corrupt, smaller than the size asked for, greyscale mixed with colour
+when --channels is not given) is a DataError with one sentence naming the file, raised
+before tfds writes anything.
 """
 
-import hashlib
 import os
 
 import numpy as np
 
+from dcgan_dist.data.folder_layout import REQUIRED_SPLIT
 from dcgan_dist.errors import DataError
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-SPLITS = ("train", "test")  # subfolder names that mark a split folder
-REQUIRED_SPLIT = "train"
-LAYOUT = ("image files (PNG, JPEG, ...) directly in the folder (unlabelled) or in one "
-          "subfolder per class (two or more), optionally under train/ and test/")
-
-
-def is_image_file(name):
-    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
-
-
-def _images_under(folder):
-    """Relative paths of the image files under `folder`, at any depth, sorted."""
-    found = []
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [os.path.relpath(os.path.join(root, f), folder)
-                  for f in sorted(files) if is_image_file(f)]
-    return found
-
-
-def _entries(folder):
-    return sorted(e for e in os.listdir(folder) if not e.startswith("."))
-
-
-def _read_split_layout(root, where, training):
-    """([(relative path, class name or None)], [class names] or None) of one split."""
-    entries = _entries(root)
-    files = [e for e in entries if os.path.isfile(os.path.join(root, e))]
-    loose = [e for e in files if is_image_file(e)]
-    classes = [e for e in entries if os.path.isdir(os.path.join(root, e))
-               and _images_under(os.path.join(root, e))]
-    if loose and classes:
-        raise DataError(f"{where} holds images ({loose[0]}, ...) beside class subfolders "
-                        f"({classes[0]}, ...); put every image in a class subfolder, or "
-                        "all directly in the folder to train without labels.")
-    if loose:
-        return [(name, None) for name in loose], None
-    if not classes:
-        others = f" (it holds {len(files)} other files, e.g. {files[0]})" if files else ""
-        raise DataError(f"{where} holds no image files{others}; pass a folder of "
-                        f"{LAYOUT}.")
-    if len(classes) == 1 and training:  # a test split may hold some classes only
-        raise DataError(f"{where} has a single class subfolder, {classes[0]}/; labels need "
-                        "two or more classes, or put the images directly in the folder to "
-                        "train without labels.")
-    return ([(os.path.join(name, path), name) for name in classes
-             for path in _images_under(os.path.join(root, name))], classes)
-
-
-class Layout:
-    """What a folder holds: splits {name: [(path relative to the folder, class)]}, and
-    the class names (sorted; a label is an index into them) or None when unlabelled."""
-
-    def __init__(self, folder):
-        if not os.path.isdir(folder):
-            raise DataError(f"{folder} is not a folder; pass --data_dir=FOLDER of {LAYOUT}.")
-        self.folder = folder
-        split_folders = {s: os.path.join(folder, s) for s in SPLITS
-                         if os.path.isdir(os.path.join(folder, s))}
-        if REQUIRED_SPLIT not in split_folders:
-            if split_folders:
-                raise DataError(f"{folder} has a test/ subfolder but no train/; put the "
-                                "training images in train/.")
-            split_folders = {REQUIRED_SPLIT: folder}
-        self.splits, self.class_names = {}, None
-        for split, root in split_folders.items():
-            files, classes = _read_split_layout(root, root, split == REQUIRED_SPLIT)
-            prefix = os.path.relpath(root, folder)
-            self.splits[split] = [(os.path.normpath(os.path.join(prefix, path)), label)
-                                  for path, label in files]
-            if split == REQUIRED_SPLIT:
-                self.class_names = classes
-            elif (classes is None) != (self.class_names is None) or not set(
-                    classes or ()) <= set(self.class_names or ()):
-                raise DataError(f"{root} has the classes {classes}, but "
-                                f"{split_folders[REQUIRED_SPLIT]} has {self.class_names}; "
-                                "a test split needs the training split's classes (None: "
-                                "images directly in the folder, unlabelled).")
-
-    def fingerprint(self):
-        """A short hash of the file names, sizes and modification times: a changed
-        folder is prepared again (content hashing would read every file on every run)."""
-        digest = hashlib.sha256()
-        for split in SPLITS:
-            for path, label in self.splits.get(split, ()):
-                stat = os.stat(os.path.join(self.folder, path))
-                digest.update(f"{split}\0{path}\0{label}\0{stat.st_size}\0"
-                              f"{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()[:12]
 
 
 def to_channels(picture, channels):

@@ -5,14 +5,15 @@ from another machine) into a prepared tfds dataset with a `train` split, and a `
 split when the folder has the t10k files (evaluation needs it, training does not), so local
 data goes through exactly the same `as_dataset` pipeline as a downloaded tfds dataset. The
 folder is the builder's manual_dir; tfds writes the prepared copy atomically under its
-data_dir, one config per folder content.
+data_dir, one config per folder content. Every file is read and checked before anything
+is written, and two first preparations at once take turns (`preparing.prepare_once`).
 """
 
 import re
 
 import tensorflow_datasets as tfds
 
-from dcgan_dist.data import idx
+from dcgan_dist.data import idx, preparing
 
 IMAGE_SHAPE_28 = (idx.IMAGE_SIZE, idx.IMAGE_SIZE, 1)
 
@@ -34,11 +35,13 @@ class IdxImages(tfds.core.GeneratorBasedBuilder):
             supervised_keys=("image", "label"),
         )
 
+    def __init__(self, *, read=None, **kwargs):
+        self._read = read  # {split: (images, labels)}, read and checked: to prepare
+        super().__init__(**kwargs)
+
     def _split_generators(self, dl_manager):
-        # Read and check every file before tfds writes anything.
-        splits = {split: idx.read_split(dl_manager.manual_dir, split)
-                  for split in idx.available_splits(dl_manager.manual_dir)}
-        return {split: self._generate_examples(*arrays) for split, arrays in splits.items()}
+        return {split: self._generate_examples(*arrays)
+                for split, arrays in self._read.items()}
 
     def _generate_examples(self, images, labels):
         for i, (image, label) in enumerate(zip(images, labels)):
@@ -52,6 +55,10 @@ def prepared_idx_builder(folder, name, tfds_data_dir=None):
         name=config_name, description=f"MNIST-format IDX files from {folder}")
     builder = IdxImages(config=config, data_dir=tfds_data_dir)
     if not builder.is_prepared():
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=folder))
+        # Read and check every file before anything is written.
+        read = {split: idx.read_split(folder, split) for split in idx.available_splits(folder)}
+        preparing.prepare_once(
+            builder.data_dir, folder, IdxImages(read=read, config=config,
+                                                data_dir=tfds_data_dir).download_and_prepare)
+        builder = IdxImages(config=config, data_dir=tfds_data_dir)  # reads what is there
     return builder
