@@ -9,9 +9,11 @@ target, then continued) has one segment per process: each segment's seconds cont
 from the previous segment's last evaluation.
 """
 
-import json
 import os
 import statistics
+
+from dcgan_dist import files
+from dcgan_dist import workdir as layout
 
 CURVE_KEYS = ("fid", "kid", "classes_covered", "max_class_share", "detector_auc",
               "precision", "recall", "eval_seconds")
@@ -20,21 +22,17 @@ CURVE_KEYS = ("fid", "kid", "classes_covered", "max_class_share", "detector_auc"
 def read_curve(workdir):
     """[{step, images_seen, train_seconds, fid, ...}] of the workdir's evaluations that
     carry training time, in step order ([] when there are none)."""
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return []
     points, offset, last_process_seconds, last_step = [], 0.0, 0.0, -1
-    with open(path) as f:
-        for line in f:
-            record = json.loads(line)
-            if "train_seconds" not in record or record["step"] <= last_step:
-                continue  # evaluate's lines (no training time); a repeat after a resume
-            if record["train_seconds"] < last_process_seconds:  # a new process
-                offset += last_process_seconds
-            last_process_seconds, last_step = record["train_seconds"], record["step"]
-            points.append({"step": record["step"], "images_seen": record["images_seen"],
-                           "train_seconds": round(offset + record["train_seconds"], 2),
-                           **{k: record[k] for k in CURVE_KEYS if k in record}})
+    # A line a kill tore is skipped (files.read_json_lines).
+    for record in files.read_json_lines(os.path.join(workdir, layout.METRICS_FILE)):
+        if "train_seconds" not in record or record["step"] <= last_step:
+            continue  # evaluate's lines (no training time); a repeat after a resume
+        if record["train_seconds"] < last_process_seconds:  # a new process
+            offset += last_process_seconds
+        last_process_seconds, last_step = record["train_seconds"], record["step"]
+        points.append({"step": record["step"], "images_seen": record["images_seen"],
+                       "train_seconds": round(offset + record["train_seconds"], 2),
+                       **{k: record[k] for k in CURVE_KEYS if k in record}})
     return points
 
 

@@ -55,10 +55,9 @@ flags.DEFINE_integer("rounds", 3, "Timed rounds per process.")
 flags.DEFINE_integer("warmup_steps", 5, "Untimed steps first.")
 flags.DEFINE_integer("repeats", 2, "Processes of each loop, alternated.")
 flags.DEFINE_bool("quick", False, "A smoke run: one process of each, 2 rounds of 5 steps.")
-flags.DEFINE_string("dataset", "fashion_mnist", "Dataset whose training images are used.")
-flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist", "MNIST-format IDX "
-                    "files of those images (the article's loop reads them with numpy).")
-flags.DEFINE_string("tfds_data_dir", None, "tfds data_dir.")
+# The article's loop reads --data_dir's IDX files with numpy, the package's --dataset by tfds.
+cli.define_data_flags(dataset="fashion_mnist", data_dir="/usr/share/datasets/fashion-mnist",
+                      what="The images both loops train on: ")
 flags.DEFINE_string("json_out", "runs/epoch_time.json", "Where to write the results.")
 flags.DEFINE_list("colour_sizes", ["32", "64"], "Also time the package in colour at these "
                   "image sizes (empty: not).")

@@ -1,7 +1,8 @@
 """Writing benchmark results: one JSON file per run, so runs can be compared later."""
 
-import json
 import os
+
+from dcgan_dist import files
 
 
 def write_json(path, results):
@@ -9,5 +10,4 @@ def write_json(path, results):
     if not path:
         return
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(results, f, indent=2)
+    files.write_json(path, results)

@@ -34,6 +34,8 @@ import curves  # noqa: E402
 import results  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from dcgan_dist import cli  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("recipes", ["article", "fast"], "Recipes, each optionally with "
                   "+flag=value overrides (e.g. fast+batch_size=128).")
@@ -52,10 +54,8 @@ flags.DEFINE_integer("eval_every_images", 15000, "Evaluate every N images (a qua
                      "of a 60,000-image epoch; 0: never), and at the end of each run.")
 flags.DEFINE_integer("eval_every_epochs", 0, "Also evaluate at the end of every N epochs.")
 flags.DEFINE_integer("eval_samples", 10000, "Generated and real images per evaluation.")
-flags.DEFINE_string("dataset", "fashion_mnist", "tfds dataset, as dcgan_dist.train.")
+cli.define_data_flags(dataset="fashion_mnist", what="As dcgan_dist.train: ")
 flags.DEFINE_string("split", "train", "Training split (a smaller one for a smoke run).")
-flags.DEFINE_string("data_dir", None, "As dcgan_dist.train's --data_dir.")
-flags.DEFINE_string("tfds_data_dir", None, "As dcgan_dist.train's --tfds_data_dir.")
 flags.DEFINE_string("out_dir", "runs/time_to_quality", "Workdirs, logs and results.")
 
 

@@ -9,6 +9,7 @@ about a second, before it pays for importing TensorFlow.
 """
 
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING lines
@@ -21,8 +22,13 @@ PROCESS_NOTES = process_setup.setup()
 
 from absl import app, flags, logging  # noqa: E402
 
-from dcgan_dist.errors import ConfigError, UserError  # noqa: E402
-from dcgan_dist.training.config import AUTO, PRECISIONS, STRATEGIES  # noqa: E402
+from dcgan_dist.errors import (  # noqa: E402
+    INTERRUPTED_STATUS,
+    ConfigError,
+    Preempted,
+    UserError,
+)
+from dcgan_dist.options import AUTO, DEFAULT_DATASET, PRECISIONS, STRATEGIES  # noqa: E402
 
 USAGE_STATUS = 2
 # An auto|true|false flag's value as the library takes it (None: decide per platform).
@@ -46,6 +52,26 @@ def define_checkpoint_flags(workdir_required=True):
                         "latest checkpoint of --workdir).")
     flags.DEFINE_bool("raw_generator", False, "Use the raw generator, not the averaged "
                       "one that a run with generator averaging (--recipe=fast) keeps.")
+
+
+def define_data_flags(of_run=False, dataset=DEFAULT_DATASET, data_dir=None, what=""):
+    """--dataset, --data_dir and --tfds_data_dir: where images come from
+    (data/sources.py), with these defaults. of_run: a command that reads a training
+    run, whose data is the default (workdir.record_data); `what`: a prefix for the
+    help."""
+    default = (" (default: the one the run trained on, from its config.json)"
+               if of_run else "")
+    flags.DEFINE_string("dataset", None if of_run else dataset,
+                        f"{what}tfds image dataset (mnist, fashion_mnist, cifar10, "
+                        f"celeb_a with --image_size=64, ...){default}.")
+    flags.DEFINE_string("data_dir", data_dir, f"{what}a folder of images instead of "
+                        "downloading: image files (PNG, JPEG, ...), in one subfolder per "
+                        "class for labels, with an optional test/ beside train/ for "
+                        "evaluation (docs/usage.md); or MNIST-format IDX files (e.g. "
+                        "/usr/share/datasets/fashion-mnist): the train-* images and "
+                        f"labels, and the t10k-* pair to evaluate{default}.")
+    flags.DEFINE_string("tfds_data_dir", None, f"{what}where tensorflow-datasets keeps "
+                        "prepared data.")
 
 
 def define_strategy_flags(what=""):
@@ -80,15 +106,30 @@ def fail(message, status, label="error"):
     sys.exit(status)
 
 
+_NOTHING_HALF_WRITTEN = ("nothing was half written (every file is written whole); run "
+                         "the same command to go on")
+
+
+def _stop_on_sigterm(signum, frame):
+    """SIGTERM outside training's own handling (training/preemption.py), e.g. during
+    start-up: stop like a preemption, exit 75."""
+    raise Preempted(f"SIGTERM before training began or after it ended; "
+                    f"{_NOTHING_HALF_WRITTEN}.")
+
+
 def run(body, positional=False):
-    """Parses the flags and runs `body`, turning a UserError into its exit status."""
+    """Parses the flags and runs `body`, turning a UserError into its exit status, and
+    SIGTERM and Ctrl-C at any time into 75 and 130 with one line."""
     def main(argv):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's and tfds' INFO lines
         if not positional and len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; all options are --flags.", USAGE_STATUS)
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
         try:
             body(argv[1:]) if positional else body()
         except UserError as e:
             fail(e, e.exit_code, e.label)
+        except KeyboardInterrupt:
+            fail(f"Ctrl-C; {_NOTHING_HALF_WRITTEN}.", INTERRUPTED_STATUS, "stopped")
 
     app.run(main, flags_parser=parse_flags)

@@ -10,12 +10,20 @@ instead of a traceback. Every command exits with:
     3    missing or malformed data (or checkpoints)                      DataError
     4    a worker of a multi-worker job was lost: restart the job        WorkerLostError
     5    a NaN or infinite loss; nothing after it was saved              NonFiniteError
-    6    a checkpoint could not be written; the previous one is intact   StorageError
-    75   stopped by SIGTERM or Ctrl-C after saving a checkpoint: run the
-         same command to resume                                          Preempted
-    130  a second Ctrl-C: stopped at once, saving nothing (the checkpoints
-         already saved are intact; training/preemption.py)
+    6    a file of the run could not be written (a full disk, a          StorageError
+         read-only folder); the checkpoints already saved are intact
+    7    the workdir (or --out_dir) is held by another live process      BusyError
+    75   stopped by SIGTERM or Ctrl-C: in training after saving a
+         checkpoint, before or after it with nothing half written; run
+         the same command to resume                                      Preempted
+    130  Ctrl-C outside training, or a second Ctrl-C in it: stopped at
+         once, nothing half written (the checkpoints already saved are
+         intact; cli.py, training/preemption.py)
 """
+
+
+# 128 + SIGINT: what a shell reports for a process Ctrl-C ended (cli.py, preemption.py).
+INTERRUPTED_STATUS = 130
 
 
 class UserError(Exception):
@@ -50,9 +58,18 @@ class NonFiniteError(UserError):
 
 
 class StorageError(UserError):
-    """A checkpoint could not be written (exit status 6); the previous one is intact."""
+    """A checkpoint, grid, GIF or record could not be written (exit status 6): a full
+    disk or a read-only folder. Every file is written whole, so the checkpoints already
+    saved are intact."""
 
     exit_code = 6
+
+
+class BusyError(UserError):
+    """Another live process holds the folder this command would write (exit status 7):
+    one writer per run. The message names the holder (pid and host)."""
+
+    exit_code = 7
 
 
 class Preempted(UserError):

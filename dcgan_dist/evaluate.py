@@ -23,11 +23,7 @@ FLAGS = flags.FLAGS
 cli.define_checkpoint_flags()
 flags.DEFINE_integer("num_samples", 10000, "Generated images, and real test images.")
 flags.DEFINE_integer("seed", 0, "The samples are those of seeds seed .. seed+N-1.")
-flags.DEFINE_string("dataset", None, "tfds dataset (default: the one the run trained on).")
-flags.DEFINE_string("data_dir", None, "Folder of image files or MNIST-format IDX files "
-                    "(default: the one the run trained on, from its config.json); "
-                    "evaluation also needs its test split (t10k files, or test/).")
-flags.DEFINE_string("tfds_data_dir", None, "Where tensorflow-datasets keeps prepared data.")
+cli.define_data_flags(of_run=True)
 flags.DEFINE_string("classifier_dir", None, "Where to cache the feature classifier "
                     "(default: beside the prepared data).")
 flags.DEFINE_bool("compare_earlier", True, "Also score the discriminator against the "
@@ -36,13 +32,12 @@ flags.DEFINE_bool("compare_earlier", True, "Also score the discriminator against
 
 def evaluate():
     from dcgan_dist import workdir as layout
-    from dcgan_dist.serving import runs
-    path = runs.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
-    recorded = layout.read_config(FLAGS.workdir)
-    dataset = FLAGS.dataset or recorded.get("dataset", "mnist")
+    from dcgan_dist.inference import runs
+    path = layout.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
     # The run's own images by default: a run trained on an IDX folder evaluates against
     # that folder's test files without --data_dir given again.
-    data_dir = FLAGS.data_dir or (None if FLAGS.dataset else recorded.get("data_dir"))
+    dataset, data_dir = layout.record_data(layout.checkpoint_record(path), FLAGS.dataset,
+                                           FLAGS.data_dir)
     # TensorFlow: only once the flags are known good.
     from dcgan_dist.evaluation import evaluator
     scorer = evaluator.Evaluator(

@@ -14,6 +14,7 @@ The .npz holds `images` (uint8 [N, H, W] for a grey run, e.g. [N, 28, 28], and
 Exit statuses: dcgan_dist/errors.py.
 """
 
+import io
 import os
 
 from absl import flags
@@ -61,23 +62,30 @@ def _check_flags():
     return seeds
 
 
-def _write_png(path, picture):
-    import imageio.v3 as iio
+def _write(path, data):
+    """Writes bytes `data` to `path` whole (files.write_bytes)."""
+    from dcgan_dist import files
     try:
-        iio.imwrite(path, picture)
+        files.write_bytes(path, data)
     except OSError as e:
         raise ConfigError(f"{path} cannot be written ({e}); choose a folder you can "
                           "write to.") from None
 
 
+def _write_png(path, picture):
+    import imageio.v3 as iio
+    _write(path, iio.imwrite("<bytes>", picture, extension=".png"))
+
+
 def generate():
-    from dcgan_dist.serving import runs
+    from dcgan_dist import workdir as layout
+    from dcgan_dist.inference import runs
     pair = _check_flags()
-    path = runs.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
+    path = layout.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
     import numpy as np
 
     from dcgan_dist import images
-    from dcgan_dist.serving import sampling
+    from dcgan_dist.inference import sampling
     generator, _ = runs.networks_of(path)
     step = runs.restore(path, generator=generator, raw=FLAGS.raw_generator)
     written = []
@@ -85,12 +93,11 @@ def generate():
         seeds = np.arange(FLAGS.num_samples, dtype=np.int64) + FLAGS.seed
         samples = sampling.generate_images(generator, sampling.noise_for_seeds(seeds))
         if FLAGS.npz:
-            try:
-                # Grey images as [N, H, W] (as before colour), colour as [N, H, W, 3].
-                np.savez(FLAGS.npz, seeds=seeds, step=step,
-                         images=samples[..., 0] if samples.shape[-1] == 1 else samples)
-            except OSError as e:
-                raise ConfigError(f"--npz={FLAGS.npz} cannot be written ({e}).") from None
+            buffer = io.BytesIO()
+            # Grey images as [N, H, W] (as before colour), colour as [N, H, W, 3].
+            np.savez(buffer, seeds=seeds, step=step,
+                     images=samples[..., 0] if samples.shape[-1] == 1 else samples)
+            _write(FLAGS.npz, buffer.getvalue())
             written.append(FLAGS.npz)
         if FLAGS.grid:
             _write_png(FLAGS.grid, images.tile(samples, FLAGS.columns))

@@ -1,10 +1,13 @@
-"""The article's visual outputs: a 4x4 grid of samples per epoch and a GIF of them all."""
+"""The article's visual outputs: a 4x4 grid of samples per epoch and a GIF of them all,
+each written whole (files.write_bytes)."""
 
 import os
+import sys
 
 import imageio.v3 as iio
 import numpy as np
 
+from dcgan_dist import files
 from dcgan_dist import workdir as layout
 
 _GAP = 2      # pixels of grey between tiles
@@ -42,19 +45,41 @@ def tile(images, columns=4):
 
 
 def save_grid(images, path):
-    """Writes the grid of `images` to `path`; returns the grid as uint8 [H, W(, 3)]."""
+    """Writes the grid of `images` to `path` whole; returns it as uint8 [H, W(, 3)].
+    Raises OSError (a full disk) with `path` as it was."""
     picture = grid(images)
-    iio.imwrite(path, picture)
+    files.write_bytes(path, iio.imwrite("<bytes>", picture, extension=".png"))
     return picture
 
 
+def _readable_frames(paths):
+    """The grids that read back, of the shape most of them have; each one skipped (a
+    write cut short by a kill before grids were written whole, an edited file) is
+    named on stderr."""
+    frames = {}
+    for path in paths:
+        try:
+            frames[path] = iio.imread(path)
+        except Exception as e:  # noqa: BLE001 -- Pillow raises many kinds for a bad file
+            print(f"warning: {path} is damaged ({type(e).__name__}: {e}); left out of "
+                  f"{layout.GIF_FILE}", file=sys.stderr, flush=True)
+    shapes = [frame.shape for frame in frames.values()]
+    common = max(set(shapes), key=shapes.count) if shapes else None
+    for path, frame in list(frames.items()):
+        if frame.shape != common:
+            print(f"warning: {path} is {frame.shape}, not {common} like the other grids; "
+                  f"left out of {layout.GIF_FILE}", file=sys.stderr, flush=True)
+            del frames[path]
+    return list(frames.values())
+
+
 def save_gif(workdir, steps_per_epoch, seconds_per_frame=0.2):
-    """dcgan.gif of every grid in `workdir`, in training order; None if there are none."""
-    paths = layout.grids(workdir, steps_per_epoch)
-    if not paths:
+    """dcgan.gif of every readable grid in `workdir`, in training order, written whole;
+    None if there are none."""
+    frames = _readable_frames(layout.grids(workdir, steps_per_epoch))
+    if not frames:
         return None
-    frames = np.stack([iio.imread(p) for p in paths])
     path = os.path.join(workdir, layout.GIF_FILE)
-    iio.imwrite(path, frames, extension=".gif", duration=int(seconds_per_frame * 1000),
-                loop=0)
+    files.write_bytes(path, iio.imwrite("<bytes>", np.stack(frames), extension=".gif",
+                                        duration=int(seconds_per_frame * 1000), loop=0))
     return path

@@ -21,18 +21,11 @@ from dcgan_dist import cli  # first: it quiets TensorFlow's C++ log before TF lo
 
 FLAGS = flags.FLAGS
 cli.define_strategy_flags()
-flags.DEFINE_string("dataset", "mnist", "tfds image dataset (mnist, fashion_mnist, "
-                    "cifar10, celeb_a with --image_size=64, ...).")
-flags.DEFINE_string("data_dir", None, "A folder to train on instead of downloading: "
-                    "image files (PNG, JPEG, ...), in one subfolder per class for labels, "
-                    "with an optional test/ beside train/ for evaluation (docs/usage.md); "
-                    "or MNIST-format IDX files (e.g. /usr/share/datasets/fashion-mnist): "
-                    "the train-* images and labels, and the t10k-* pair if you evaluate.")
+cli.define_data_flags()
 flags.DEFINE_integer("image_size", None, "Square image size the networks are built for "
                      "(28, 32, 64, ...; default: the data's own). Larger images are "
                      "centre-cropped and resized; smaller ones are refused.")
 flags.DEFINE_integer("channels", None, "1 (grey) or 3 (colour); default: the data's own.")
-flags.DEFINE_string("tfds_data_dir", None, "Where tensorflow-datasets keeps prepared data.")
 flags.DEFINE_string("split", "train", "tfds split to train on, e.g. train or train[:10%].")
 flags.DEFINE_string("workdir", "runs/dcgan", "Checkpoints, images, GIF and TensorBoard "
                     "events; a run resumes from the latest checkpoint here.")

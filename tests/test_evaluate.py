@@ -16,8 +16,10 @@ from conftest import TRAINED_STEPS_PER_EPOCH, common_flags, mirrored, run_cli
 from dcgan_dist import images
 from dcgan_dist.data import splits
 from dcgan_dist.evaluation import evaluator
-from dcgan_dist.serving import detection, sampling, savedmodel, runs
+from dcgan_dist.inference import detection, sampling, savedmodel, runs
 from dcgan_dist import workdir as layout
+
+pytestmark = pytest.mark.slow  # trains (the quick tier: -m "not slow")
 
 N = 1000  # samples per evaluation: the real runs use 10,000
 LAST_STEP = 3 * TRAINED_STEPS_PER_EPOCH
@@ -92,11 +94,12 @@ def test_evaluator_hook_matches_the_cli_and_works_under_a_strategy(evaluated, wo
     run = str(tmp_path / "run")
     shutil.copytree(os.path.join(workdir, layout.CHECKPOINT_FOLDER),
                     os.path.join(run, layout.CHECKPOINT_FOLDER))
+    shutil.copy(os.path.join(workdir, layout.CONFIG_FILE), run)  # the run's record
     scorer = evaluator.Evaluator("fashion_mnist", tfds_data_dir=tfds_dir, workdir=run,
                                    num_samples=N)
     with mirrored(2).scope():
         generator, discriminator = runs.make_networks()
-    path = runs.resolve_checkpoint(run)
+    path = layout.resolve_checkpoint(run)
     step = runs.restore(path, generator, discriminator)
     results = scorer(generator, discriminator, step, checkpoint=path)
     scorer.close()
@@ -124,7 +127,7 @@ def test_generate_reproduces_seeds_and_interpolates(workdir, tmp_path):
     # The same seeds give the same images here, in another process, and whatever else
     # is drawn alongside them.
     generator, _ = runs.make_networks()
-    runs.restore(runs.resolve_checkpoint(workdir, str(EARLIER_STEP)), generator)
+    runs.restore(layout.resolve_checkpoint(workdir, str(EARLIER_STEP)), generator)
     noise = sampling.noise_for_seeds(np.arange(11))[5:]
     expected = sampling.generate_images(generator, noise)
     np.testing.assert_array_equal(saved["images"], expected[..., 0])
@@ -154,7 +157,7 @@ _RELOAD = textwrap.dedent("""
 
 def test_exported_models_reload_in_a_fresh_process_and_match_the_checkpoint(
         exported, workdir, fashion_builder, tmp_path):
-    generator, discriminator, step = runs.load_networks(runs.resolve_checkpoint(workdir))
+    generator, discriminator, step = runs.load_networks(layout.resolve_checkpoint(workdir))
     with open(os.path.join(exported, "export.json")) as f:
         assert json.load(f)["step"] == step == LAST_STEP
 
@@ -204,7 +207,7 @@ def test_detect_scores_pngs_and_npz_with_a_checkpoint(workdir, fashion_builder, 
     assert [name for name, _ in lines] == paths + [f"{tmp_path / 'real.npz'}[{i}]"
                                                    for i in range(2)]
     _, discriminator = runs.make_networks()
-    runs.restore(runs.resolve_checkpoint(workdir, str(EARLIER_STEP)),
+    runs.restore(layout.resolve_checkpoint(workdir, str(EARLIER_STEP)),
                     discriminator=discriminator)
     expected = detection.probability_real(detection.score_images(discriminator, real))
     np.testing.assert_allclose([float(p) for _, p in lines], np.tile(expected, 2),

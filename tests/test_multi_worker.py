@@ -15,6 +15,8 @@ LAUNCH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lau
 sys.path.insert(0, LAUNCH_DIR)
 import local  # noqa: E402  (launch/local.py)
 
+pytestmark = pytest.mark.slow  # trains (the quick tier: -m "not slow")
+
 
 # The jobs below, interrupted or not: 32 steps of the fast recipe (its averaged generator
 # must end equal too) in fp32 with op determinism (an interrupted job then ends bitwise

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import checkpoint_values, mirrored, run_cli
-from dcgan_dist.serving import runs
+from dcgan_dist.inference import runs
 from dcgan_dist.training import trainer, train_step
 from dcgan_dist import workdir as layout
 from dcgan_dist.errors import NonFiniteError
@@ -79,6 +79,7 @@ def _halve_rates_in_checkpoint(config):
         checkpoint_number=int(state.step.numpy()))
 
 
+@pytest.mark.slow
 def test_rollback_restores_the_step_and_its_data_and_halves_the_rates(
         fashion_builder, tfds_dir, tmp_path, capsys, monkeypatch):
     # Diverges at step 6: rolls back to checkpoint 4 (--save_every_steps=4) with both
@@ -113,6 +114,7 @@ def test_rollback_restores_the_step_and_its_data_and_halves_the_rates(
     assert "train | epoch: 1/1 (partial: 2 of 10 steps) | step: 10" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_run_stopping_mid_epoch_writes_a_grid_the_gif_shows(fashion_builder, tfds_dir,
                                                             tmp_path):
     workdir = tmp_path / "w"
@@ -139,9 +141,10 @@ def test_rollback_gives_up_after_three_rollbacks(fashion_builder, tfds_dir, tmp_
                        "after 3 rollbacks that each halved the learning rates"):
         trainer.train(_config(tfds_dir, workdir), mirrored(1))
     # What was saved before the divergence is intact, and nothing after it was saved.
-    assert [step for step, _ in runs.list_checkpoints(str(workdir))] == [4]
+    assert [step for step, _ in layout.list_checkpoints(str(workdir))] == [4]
 
 
+@pytest.mark.slow
 def test_the_command_line_stops_a_real_divergence_with_exit_5(fashion_builder, tfds_dir,
                                                                tmp_path):
     """Adam at a learning rate of 1e30: the first update sends the weights to inf, the
@@ -154,4 +157,4 @@ def test_the_command_line_stops_a_real_divergence_with_exit_5(fashion_builder, t
     assert result.returncode == 5, result.stderr[-2000:]
     assert "non-finite" in result.stderr and \
         "nothing after the last checkpoint was saved" in result.stderr, result.stderr[-2000:]
-    assert runs.list_checkpoints(str(workdir)) == []
+    assert layout.list_checkpoints(str(workdir)) == []

@@ -17,6 +17,8 @@ from conftest import (TRAINED_STEPS_PER_EPOCH, assert_resumed_bitwise, checkpoin
                       common_flags, latest_step, run_cli, snapshot)
 from dcgan_dist import workdir as layout
 
+pytestmark = pytest.mark.slow  # trains (the quick tier: -m "not slow")
+
 STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
 
 
@@ -190,3 +192,53 @@ def test_sigkill_at_random_steps_then_restarts_ends_bitwise_equal(uninterrupted,
         log = (tmp_path / f"start{number}.log").read_text()
         assert (f"at step {step}" in log) if step else ("resumed from" not in log), log
     assert_resumed_bitwise(uninterrupted, pieces)
+
+
+# Run in the child before dcgan_dist.train: at the save of step 8, after the files of
+# ckpt-8 are written and before CheckpointManager lists them, damage them as MODE says
+# and SIGKILL the process: a kill inside a save.
+_KILLED_IN_A_SAVE = """
+import os, runpy, signal, sys
+from tensorflow.python.checkpoint import checkpoint_management as management
+listing = management.update_checkpoint_state_internal
+def killed_while_listing(save_dir, model_checkpoint_path, *args, **kwargs):
+    if model_checkpoint_path.endswith("ckpt-8") and MODE:
+        if MODE == "half_written":  # what a kill within the merge of the files leaves
+            index = model_checkpoint_path + ".index"
+            data = open(index, "rb").read()
+            open(index, "wb").write(data[:len(data) // 2])
+            os.makedirs(model_checkpoint_path + "_temp")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return listing(save_dir, model_checkpoint_path, *args, **kwargs)
+management.update_checkpoint_state_internal = killed_while_listing
+sys.argv = ["train", *ARGS]
+runpy.run_module("dcgan_dist.train", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("mode, resumed_step", [("unlisted", 8), ("half_written", 4)])
+def test_a_kill_inside_a_save_then_a_restart_ends_bitwise_equal(uninterrupted, tfds_dir,
+                                                                tmp_path, mode,
+                                                                resumed_step):
+    """SIGKILL inside the save of step 8: its files whole but unlisted (the restart
+    resumes from them), or half written (the restart resumes from step 4 and keeps the
+    half as evidence). The tools pick a whole checkpoint meanwhile, the restart ends
+    bitwise equal to an uninterrupted run, and no save's temporary folder remains."""
+    workdir = tmp_path / "w"
+    args = [*common_flags(tfds_dir, split="train[:640]"), *RESUMED_FLAGS,
+            f"--workdir={workdir}"]
+    code = f"MODE = {mode!r}\nARGS = {args!r}\n" + _KILLED_IN_A_SAVE
+    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    checkpoints = workdir / "checkpoints"
+    assert latest_step(workdir) == 4  # the list never named ckpt-8
+    assert (checkpoints / "ckpt-8.index").exists()
+    assert layout.resolve_checkpoint(str(workdir)).endswith(f"ckpt-{resumed_step}")
+    restarted = run_cli("dcgan_dist.train", *args)
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert f"at step {resumed_step}" in restarted.stdout
+    assert not glob.glob(str(checkpoints / "*_temp"))
+    if mode == "half_written":
+        assert (checkpoints / "damaged" / "ckpt-8.index").exists()
+    assert_resumed_bitwise(uninterrupted, workdir)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
@@ -45,6 +46,7 @@ def test_summary_counts_seeds_that_miss_the_target():
                                               "n": 2}
 
 
+@pytest.mark.slow
 def test_time_to_quality_trains_stops_at_the_target_and_reports(tfds_dir, fashion_builder,
                                                                 tmp_path):
     out = tmp_path / "ttq"

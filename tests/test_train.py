@@ -19,6 +19,8 @@ from dcgan_dist import models, rng
 from dcgan_dist import workdir as layout
 from dcgan_dist.training import settings, train_step
 
+pytestmark = pytest.mark.slow  # trains (the quick tier: -m "not slow")
+
 STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
 # --steps_per_loop=auto at the shared run's global batch of 64: steps per compiled call.
 PER_CALL = settings.IMAGES_PER_CALL // 64

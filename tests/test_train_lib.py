@@ -28,6 +28,7 @@ def _run(fashion_builder, tmp_path, calls):
     return state, metrics, weights
 
 
+@pytest.mark.slow
 def test_several_steps_per_call_equal_one_step_per_call(fashion_builder, tmp_path):
     state1, metrics1, weights1 = _run(fashion_builder, tmp_path, [1, 1, 1, 1])
     state4, metrics4, weights4 = _run(fashion_builder, tmp_path, [4])
@@ -82,6 +83,7 @@ def test_roll_back_restores_the_checkpoint_and_halves_the_learning_rates(tmp_pat
         trainer._roll_back(stop, state, checkpoint, failure, 0, chief=True)
 
 
+@pytest.mark.slow
 def test_divergence_before_any_checkpoint_stops_cleanly(fashion_builder, tfds_dir,
                                                        tmp_path):
     """A learning rate of 1e30 gives NaN at the first step: nothing is saved."""
@@ -100,6 +102,7 @@ def _trainables(state, strategy):
             for copy in strategy.experimental_local_results(v.value)]
 
 
+@pytest.mark.slow
 def test_fp16_overflow_on_one_replica_skips_both_networks_on_all(tmp_path):
     """Replica 3 of 4 sees infinite images: only its discriminator gradients are
     non-finite. Both networks must skip the step on every replica and halve both loss
@@ -137,6 +140,7 @@ def test_fp16_overflow_on_one_replica_skips_both_networks_on_all(tmp_path):
         assert int(optimizer.step_counter.numpy()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision, jit_compile", [
     ("fp32", True), ("bf16", False), ("bf16", True), ("fp16", False), ("fp16", True)])
 def test_each_precision_and_xla_choice_trains(precision, jit_compile, fashion_builder,

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from dcgan_dist import shapes
+from dcgan_dist import files, shapes
 from dcgan_dist.data import pipeline, splits
 from dcgan_dist.errors import DataError
 from dcgan_dist.evaluation.metrics import Embedding
@@ -164,9 +164,7 @@ def _write(model, record, cache_dir):
         weights = os.path.join(scratch, WEIGHTS_FILE)  # Keras wants the .weights.h5 ending
         model.save_weights(weights)
         os.replace(weights, os.path.join(cache_dir, WEIGHTS_FILE))
-        with open(os.path.join(scratch, RECORD_FILE), "w") as f:
-            json.dump(record, f, indent=2)
-        os.replace(os.path.join(scratch, RECORD_FILE), os.path.join(cache_dir, RECORD_FILE))
+    files.write_json(os.path.join(cache_dir, RECORD_FILE), record)
 
 
 def _read(cache_dir, num_classes, image_shape):

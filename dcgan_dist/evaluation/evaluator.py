@@ -15,11 +15,12 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from dcgan_dist import files
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import sources, splits
 from dcgan_dist.errors import ConfigError
 from dcgan_dist.evaluation import classifier, metrics
-from dcgan_dist.serving import detection, runs, sampling
+from dcgan_dist.inference import detection, runs, sampling
 
 MIN_SAMPLES = 10  # k-NN manifolds (k=3) and KID subsets need a few images
 LABEL_FREE_METRICS = ("fid", "kid", "precision_recall")  # need features, not classes
@@ -114,7 +115,7 @@ class Evaluator:
     def _earlier_aucs(self, discriminator, real_logits, step):
         """{step: AUC} of the discriminator against each earlier checkpoint's generator."""
         aucs = {}
-        for earlier_step, path in runs.list_checkpoints(self.workdir):
+        for earlier_step, path in layout.list_checkpoints(self.workdir):
             if earlier_step >= step:
                 continue
             if self._scratch_generator is None:  # built once, restored into each time
@@ -131,8 +132,8 @@ class Evaluator:
                 "classifier_accuracy": self.classifier.test_accuracy,
                 "features": "classifier" if self.classifier.trained else "untrained",
                 **results}
-        with open(os.path.join(self.workdir, layout.METRICS_FILE), "a") as f:
-            f.write(json.dumps(line) + "\n")
+        files.append_line(os.path.join(self.workdir, layout.METRICS_FILE),
+                          json.dumps(line))
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(
                 os.path.join(self.workdir, layout.EVAL_SUMMARIES))

@@ -1,2 +1,2 @@
-"""Serving: a trained run's networks restored from its checkpoints, seeded samples,
-the discriminator's scores, and the SavedModels that `export` writes."""
+"""Using a trained run: its networks restored for inference, seeded samples, the
+discriminator's scores, and the SavedModels that `export` writes."""

@@ -2,7 +2,7 @@
 
 Trained to tell the training images from the generator's, the discriminator gives every
 image a logit; its sigmoid is the probability that the image is real. Both the
-checkpointed discriminator and the exported detector (see `serving`) score uint8 images
+checkpointed discriminator and the exported detector (see `savedmodel.py`) score uint8 images
 through `detector_logits`, so they agree on every image.
 """
 
@@ -18,11 +18,22 @@ def detector_logits(discriminator, images):
     return tf.cast(tf.reshape(logits, [-1]), tf.float32)
 
 
-def score_images(discriminator, images, batch_size=1000):
-    """float32 [N] logits of the uint8 `images`, in eager batches (nothing is traced)."""
-    out = [detector_logits(discriminator, images[i:i + batch_size]).numpy()
+BATCH_SIZE = 1000  # images scored at once: memory holds one batch's activations
+
+
+def in_batches(score, images, batch_size=None):
+    """float32 [N]: score(uint8 batch) -> logits, called on `batch_size` images at a
+    time (BATCH_SIZE by default), so a large file never meets the network in one call."""
+    batch_size = batch_size or BATCH_SIZE
+    out = [np.asarray(score(images[i:i + batch_size]), np.float32).reshape([-1])
            for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros([0], np.float32)
+
+
+def score_images(discriminator, images, batch_size=None):
+    """float32 [N] logits of the uint8 `images`, in eager batches (nothing is traced)."""
+    return in_batches(lambda batch: detector_logits(discriminator, batch).numpy(), images,
+                      batch_size)
 
 
 def probability_real(logits):

@@ -4,18 +4,27 @@
                 from_seeds:      seeds int64 [N]        -> {"images": ..., "noise": ...}
     detector/   serving_default: images uint8 [N,H,W,C]
                                  -> {"probability_real": float32 [N], "logit": float32 [N]}
+                export.json: {"image_shape": [H, W, C], ...}, which detect reads
 
 [H, W, C] is the run's image shape: [28, 28, 1] for the article's networks.
 
 Both load with `tf.saved_model.load` alone (no dcgan_dist, no Keras needed) and compute
 exactly what the checkpoint's networks compute in inference mode: the seed signature
 draws `sampling.noise_for_seeds`' noise, the detector scales as training did.
+
+A SavedModel is a program, not data: `detector_logits` (detect --detector) runs the
+graph in its folder, which can read and write files with the user's rights; load only
+your own exports or ones from people you trust.
 """
+
+import os
 
 import tensorflow as tf
 
-from dcgan_dist import models
-from dcgan_dist.serving import detection, sampling
+from dcgan_dist import files, models
+from dcgan_dist import workdir as layout
+from dcgan_dist.errors import DataError
+from dcgan_dist.inference import detection, sampling
 
 GENERATOR_FOLDER = "generator"
 DETECTOR_FOLDER = "detector"
@@ -55,10 +64,31 @@ def export_generator(generator, path):
     return path
 
 
-def export_detector(discriminator, path):
+def export_detector(discriminator, path, record=None):
+    """Saves the detector SavedModel in `path`, then PATH/export.json: the image shape
+    it takes (what `detect --detector=PATH` reads before loading it; loaders ignore the
+    file) and `record`'s entries. Inside the folder, so a copy of it keeps its shape;
+    written last and whole, so a folder without it is not a finished export."""
     module = DetectorModule(discriminator)
+    shape = [int(d) for d in discriminator.input_shape[1:]]
     # The signature takes the discriminator's own image shape.
     detect = tf.function(module.detect, input_signature=[tf.TensorSpec(
-        [None, *discriminator.input_shape[1:]], tf.uint8, name="images")])
+        [None, *shape], tf.uint8, name="images")])
     tf.saved_model.save(module, path, signatures={"serving_default": detect})
+    files.write_json(os.path.join(path, layout.EXPORT_RECORD),
+                     {**(record or {}), "image_shape": shape})
     return path
+
+
+def detector_logits(folder, images):
+    """float32 [N] logits of the uint8 `images` by the detector SavedModel in `folder`,
+    `detection.BATCH_SIZE` images per call (as a checkpoint's discriminator scores them):
+    memory holds one batch's activations, however many images there are. Raises
+    DataError when `folder` is not a detector of these images."""
+    try:
+        detect = tf.saved_model.load(folder).signatures["serving_default"]
+        return detection.in_batches(
+            lambda batch: detect(images=tf.constant(batch))["logit"].numpy(), images)
+    except (KeyError, ValueError, TypeError, OSError, tf.errors.OpError) as e:
+        raise DataError(f"--detector={folder} is not a detector that "
+                        f"dcgan_dist.export wrote ({type(e).__name__}).") from None

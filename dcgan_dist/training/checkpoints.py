@@ -12,11 +12,12 @@ cleanly but does not fit the model is a configuration mistake, not damage, and i
 import glob
 import os
 import shutil
+import typing
 
 import tensorflow as tf
 
 from dcgan_dist import workdir as layout
-from dcgan_dist.errors import ConfigError, DataError, StorageError
+from dcgan_dist.errors import BusyError, ConfigError, DataError, StorageError
 from dcgan_dist.training import strategies
 
 
@@ -71,48 +72,85 @@ def _quarantine(path, directory):
     return moved
 
 
-def restore_latest_good(checkpoint, directory, may_move=True):
-    """Restores the newest intact checkpoint in `directory` into `checkpoint`.
+class Restored(typing.NamedTuple):
+    """What `restore_latest_good` found: the checkpoint restored (None: none yet), the
+    damaged newer ones [(path, error)], and every checkpoint on disk then."""
 
-    Returns its path, or None when there is none yet. Damaged newer ones are reported
-    and, when `may_move` (the chief), moved aside. Raises DataError when every
-    checkpoint is damaged (nothing is moved then) and ConfigError when an intact one
-    does not fit the model.
+    path: typing.Optional[str]
+    damaged: list
+    listed: list
+
+
+def restore_latest_good(checkpoint, workdir):
+    """Restores the newest whole checkpoint of `workdir` (workdir.latest_whole_checkpoint,
+    the rule every tool follows) into `checkpoint`, whatever its list of checkpoints
+    (`checkpoints/checkpoint`) says: garbled, empty or missing, or silent about one a
+    kill left unlisted. Reads only: `tidy` then writes, under the run's lock.
+
+    Returns a Restored. Raises DataError when every checkpoint is damaged and
+    ConfigError when a whole one does not fit the model.
     """
-    state = tf.train.get_checkpoint_state(directory)
-    paths = list(state.all_model_checkpoint_paths) if state else []
-    damaged = []
-    for path in reversed(paths):
-        error = layout.checkpoint_read_error(path)
-        if error:
-            damaged.append((path, error))
-            continue
-        try:
-            checkpoint.restore(path).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as e:
-            raise ConfigError(f"Checkpoint {path} does not fit this model configuration "
-                              f"({str(e).splitlines()[0][:300]}); resume with the flags "
-                              "it was written with or use a new --workdir.") from None
+    listed = layout.list_checkpoints(workdir)
+    path, damaged = layout.latest_whole_checkpoint(workdir)
+    if path is None:
         if damaged:
-            _report_and_move(damaged, path, directory, paths, may_move)
-        return path
-    if damaged:
-        raise DataError(
-            f"Every checkpoint in {directory} is damaged ("
-            + "; ".join(f"{os.path.basename(p)}: {e}" for p, e in damaged)
-            + "); nothing was changed. Move that folder away to train from scratch.")
-    return None
+            raise DataError(
+                f"Every checkpoint in {layout.checkpoint_dir(workdir)} is damaged ("
+                + "; ".join(f"{os.path.basename(p)}: {e}" for p, e in damaged)
+                + "); nothing was changed. Move that folder away to train from scratch.")
+        return Restored(None, [], listed)
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise ConfigError(f"Checkpoint {path} does not fit this model configuration "
+                          f"({str(e).splitlines()[0][:300]}); resume with the flags "
+                          "it was written with or use a new --workdir.") from None
+    return Restored(path, damaged, listed)
 
 
-def _report_and_move(damaged, good, directory, paths, may_move):
-    for path, error in damaged:
-        where = ""
-        if may_move:
-            where = "; moved to " + ", ".join(_quarantine(path, directory))
-        print(f"train | warning: checkpoint {path} is damaged ({error}){where}",
-              flush=True)
-    print(f"train | warning: falling back to {good}", flush=True)
-    if may_move:
-        bad = {path for path, _ in damaged}
-        tf.compat.v1.train.update_checkpoint_state(
-            directory, good, all_model_checkpoint_paths=[p for p in paths if p not in bad])
+def tidy(workdir, restored, may_move=True):
+    """After `restore_latest_good`, under the run's lock (the chief, `may_move`): drops
+    what a save cut short left, moves the damaged checkpoints aside and makes the list
+    of checkpoints name the files. Says what it did. Raises BusyError when another
+    process wrote checkpoints since the restore (it must not be overwritten)."""
+    directory = layout.checkpoint_dir(workdir)
+    if may_move and layout.list_checkpoints(workdir) != restored.listed:
+        raise BusyError(f"{directory} changed while this process started (another "
+                        "process saved checkpoints there); run the same command again to "
+                        "resume from them.")
+    for bad, error in restored.damaged:
+        where = f"; moved to {', '.join(_quarantine(bad, directory))}" if may_move else ""
+        print(f"train | warning: checkpoint {bad} is damaged ({error}){where}", flush=True)
+    if restored.damaged:
+        print(f"train | warning: falling back to {restored.path}", flush=True)
+    if not may_move:
+        return
+    for debris in glob.glob(os.path.join(glob.escape(directory),
+                                         f"{layout.CHECKPOINT_NAME}-*_temp")):
+        shutil.rmtree(debris, ignore_errors=True)  # no process writes here but this one
+        print(f"train | warning: removed {debris}, left by a save cut short", flush=True)
+    if restored.path:
+        _relist(directory, restored.path)
+
+
+def _relist(directory, latest):
+    """Makes the list of checkpoints (what CheckpointManager reads, keeps and deletes
+    by) name the files on disk up to `latest`, if it does not already. Names relative
+    to `directory`, as CheckpointManager writes them, so a moved workdir still reads."""
+    on_disk = [os.path.abspath(p)
+               for _, p in layout.list_checkpoints(os.path.dirname(directory))]
+    on_disk = on_disk[:on_disk.index(os.path.abspath(latest)) + 1]
+    state = None
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except (tf.errors.OpError, ValueError):  # a garbled list: rewritten below
+        pass
+    listed = [os.path.abspath(p) for p in state.all_model_checkpoint_paths] if state else []
+    if listed == on_disk and os.path.abspath(state.model_checkpoint_path) == on_disk[-1]:
+        return
+    names = [os.path.basename(p) for p in on_disk]
+    tf.compat.v1.train.update_checkpoint_state(directory, names[-1],
+                                               all_model_checkpoint_paths=names)
+    print(f"train | warning: the list of checkpoints in {directory} named "
+          f"{[os.path.basename(p) for p in listed] or 'none'}; rewritten from the files: "
+          f"{names}", flush=True)

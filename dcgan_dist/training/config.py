@@ -6,17 +6,16 @@ from typing import Optional
 
 from dcgan_dist import shapes
 from dcgan_dist.errors import ConfigError
+from dcgan_dist.options import (
+    AUTO,
+    COMPUTE_DTYPES,
+    DEFAULT_DATASET,
+    GENERATORS,
+    ON_NAN,
+    PRECISIONS,
+    STRATEGIES,
+)
 from dcgan_dist.training import recipes
-
-# --precision: the Keras dtype policy of each choice. "auto" is resolved per platform by
-# `hardware.choose_precision` before anything is built.
-PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-AUTO = "auto"
-ON_NAN = ("stop", "rollback")
-GENERATORS = ("dcgan", "resize_conv")  # models.GENERATORS, named without importing Keras
-# --strategy (strategies.make_strategy), named here so the CLIs and the config share them.
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +35,7 @@ class TrainConfig:
     deterministic: bool = False          # TensorFlow op determinism, process-wide
     recipe: str = recipes.ARTICLE
     generator: str = "dcgan"             # architecture: dcgan (the article's), resize_conv
-    dataset: str = "mnist"
+    dataset: str = DEFAULT_DATASET
     data_dir: Optional[str] = None       # folder of image files or MNIST-format IDX files
     image_size: Optional[int] = None     # square side the networks build for; None: data's
     channels: Optional[int] = None       # 1 (grey) or 3 (colour); None: the data's

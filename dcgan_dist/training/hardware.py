@@ -11,7 +11,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from dcgan_dist.training.config import AUTO
+from dcgan_dist.options import AUTO
 
 # CPU features that make bf16 matrix multiplies fast (oneDNN uses them).
 _BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})

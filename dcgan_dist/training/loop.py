@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from dcgan_dist import images, models, rng
 from dcgan_dist import workdir as layout
-from dcgan_dist.errors import UserError
+from dcgan_dist.errors import StorageError, UserError
 from dcgan_dist.evaluation.evaluator import format_results
 from dcgan_dist.training import checkpoints, preemption, strategies
 from dcgan_dist.training.train_step import METRICS
@@ -115,8 +115,14 @@ class EpochLoop:
         """The article's grid after whole `epoch`, or one named by `step` where a run
         stops mid-epoch; on disk and in TensorBoard (chief only)."""
         samples = self.state.shown_generator(self.grid_noise, training=False)
-        picture = images.save_grid(samples, layout.grid_path(self.config.workdir, epoch,
-                                                             step))
+        path = layout.grid_path(self.config.workdir, epoch, step)
+        try:
+            picture = images.save_grid(samples, path)
+        except OSError as e:
+            raise StorageError(
+                f"could not write {path} ({e}); free some space or use another "
+                f"--workdir. The last saved checkpoint, {self.manager.latest_checkpoint}, "
+                "is intact and the next start resumes from it.") from None
         with self.writer.as_default(step=step):
             tf.summary.image("samples", picture.reshape(1, *picture.shape[:2], -1))
 

@@ -29,7 +29,8 @@ import threading
 
 import tensorflow as tf
 
-INTERRUPTED_STATUS = 130  # 128 + SIGINT: what a shell reports for a process Ctrl-C ended
+from dcgan_dist.errors import INTERRUPTED_STATUS
+
 
 
 class StopRequest:

@@ -21,7 +21,7 @@ import sys
 
 from dcgan_dist.errors import ConfigError
 from dcgan_dist.training import hardware
-from dcgan_dist.training.config import AUTO
+from dcgan_dist.options import AUTO
 
 IMAGES_PER_CALL = 2048  # --steps_per_loop=auto: images per compiled call
 

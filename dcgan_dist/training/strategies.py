@@ -11,7 +11,7 @@ import os
 import tensorflow as tf
 
 from dcgan_dist.errors import ConfigError
-from dcgan_dist.training.config import STRATEGIES
+from dcgan_dist.options import STRATEGIES
 
 
 def _split_cpu(num_devices):

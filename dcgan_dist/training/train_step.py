@@ -19,9 +19,10 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_dist import models, process_setup, rng
+from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline
 from dcgan_dist.training import ema, losses, strategies
-from dcgan_dist.training.config import PRECISIONS
+from dcgan_dist.options import PRECISIONS
 
 METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
 
@@ -40,10 +41,14 @@ class TrainState:
     generator_ema: keras.Model = None  # the averaged generator, with averaging on
 
     def checkpoint(self):
-        # Not dataclasses.asdict: that deep-copies the models.
-        return tf.train.Checkpoint(**{field.name: getattr(self, field.name)
-                                      for field in dataclasses.fields(self)
-                                      if getattr(self, field.name) is not None})
+        # Each field by its name, the averaged generator by the key the tools restore
+        # (workdir.AVERAGED_KEY). Not dataclasses.asdict: that deep-copies the models.
+        objects = {field.name: value for field in dataclasses.fields(self)
+                   if (value := getattr(self, field.name)) is not None
+                   and value is not self.generator_ema}
+        if self.generator_ema is not None:
+            objects[layout.AVERAGED_KEY] = self.generator_ema
+        return tf.train.Checkpoint(**objects)
 
     @property
     def shown_generator(self):

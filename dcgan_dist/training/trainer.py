@@ -17,7 +17,13 @@ import tensorflow as tf
 from dcgan_dist import images, shapes
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline, sources, splits
-from dcgan_dist.errors import ConfigError, DataError, NonFiniteError, Preempted
+from dcgan_dist.errors import (
+    ConfigError,
+    DataError,
+    NonFiniteError,
+    Preempted,
+    StorageError,
+)
 from dcgan_dist.evaluation import evaluator
 from dcgan_dist.training import (
     checkpoints,
@@ -69,7 +75,7 @@ def train(config, strategy=None):
         strategy = strategies.make_strategy(config.strategy, config.cpu_replicas,
                                             config.tpu)
     chief = strategies.is_chief(strategy)
-    saved = layout.read_config(config.workdir)
+    saved = _read_record(config.workdir)
     data = _load_data(config, saved)
     builder = data.builder
     for note in data.notes:
@@ -87,24 +93,51 @@ def train(config, strategy=None):
             builder, config.data_dir,
             "evaluation during training (--eval_every_epochs, --eval_every_images)",
             ConfigError, ", or train without those flags")
-    if chief:
-        layout.write_config(config.workdir, config.recorded_fields())
     built = train_step.build(config, strategy, (images_fn, num_examples))
-    state, per_epoch = built.state, built.steps_per_epoch
+    checkpoint = built.state.checkpoint()
+    # Reads only: a run that cannot resume writes nothing, not even its lock.
+    restored = checkpoints.restore_latest_good(checkpoint, config.workdir)
+    with contextlib.ExitStack() as held:
+        if chief:  # one writer per run: the workers write only where the chief's lock is
+            held.enter_context(layout.hold(config.workdir, "train"))
+        # Before the manager exists: it reads the list of checkpoints that this may
+        # rewrite. Then the record, once the restore check has passed.
+        checkpoints.tidy(config.workdir, restored, may_move=chief)
+        restored = restored.path
+        if chief:
+            layout.write_config(config.workdir, config.recorded_fields())
+        manager = checkpoints.make_manager(checkpoint, config.workdir, strategy,
+                                           config.keep_checkpoints)
+        start_step = int(built.state.step.numpy())
+        print(f"train | dataset: {builder.info.full_name} {config.split} ({num_examples} "
+              f"images of {shapes.name(config.image_shape)}) | replicas: "
+              f"{strategy.num_replicas_in_sync} | global batch: {config.batch_size} | "
+              f"steps/epoch: {built.steps_per_epoch} | precision: {config.precision} "
+              f"| jit_compile: {config.jit_compile} | sync batch norm: "
+              f"{config.sync_batch_norm}"
+              + (f" | resumed from {restored} at step {start_step}" if restored else ""),
+              flush=True)
+        return _run(built, manager, restored, chief)
+
+
+def _read_record(workdir):
+    """The run's record; a workdir with checkpoints and no record is refused (its
+    flags are unknown, and a guess could resume it under other settings)."""
+    saved = layout.read_config(workdir)
+    if not saved and layout.list_checkpoints(workdir):
+        raise ConfigError(
+            f"{workdir} holds checkpoints but no {layout.CONFIG_FILE}, the record of the "
+            "flags they were trained with; copy that file back from a backup (or from "
+            "another run with the same flags), or use a new --workdir.")
+    return saved
+
+
+def _run(built, manager, restored, chief):
+    """Trains `built` (its state restored from `restored`, or new) to the end, under
+    the run's lock: the rest of `train`."""
+    config, state, checkpoint = built.config, built.state, manager.checkpoint
+    per_epoch, start_step = built.steps_per_epoch, int(built.state.step.numpy())
     total_steps = config.total_steps(per_epoch)
-    checkpoint = state.checkpoint()
-    # Before the manager exists: it reads the list of checkpoints that this may change.
-    restored = checkpoints.restore_latest_good(
-        checkpoint, layout.checkpoint_dir(config.workdir), may_move=chief)
-    manager = checkpoints.make_manager(checkpoint, config.workdir, strategy,
-                                       config.keep_checkpoints)
-    start_step = int(state.step.numpy())
-    print(f"train | dataset: {builder.info.full_name} {config.split} ({num_examples} "
-          f"images of {shapes.name(config.image_shape)}) | replicas: {strategy.num_replicas_in_sync} | global batch: "
-          f"{config.batch_size} | steps/epoch: {per_epoch} | precision: {config.precision} "
-          f"| jit_compile: {config.jit_compile} | sync batch norm: {config.sync_batch_norm}"
-          + (f" | resumed from {restored} at step {start_step}" if restored else ""),
-          flush=True)
 
     with contextlib.ExitStack() as cleanup:  # closed on every way out, errors included
         writer = (tf.summary.create_file_writer(layout.train_summaries(config.workdir))
@@ -144,7 +177,12 @@ def train(config, strategy=None):
             raise Preempted(f"{epochs.stop.signal_name} at step {step}: checkpoint saved "
                             f"in {manager.directory}; run the same command to resume.")
         if chief:
-            images.save_gif(config.workdir, per_epoch)
+            try:
+                images.save_gif(config.workdir, per_epoch)
+            except OSError as e:
+                raise StorageError(f"could not write {layout.GIF_FILE} in {config.workdir} "
+                                   f"({e}); free some space and run the same command: "
+                                   f"the checkpoint of step {step} is saved.") from None
     print(f"train | done | step: {step} | weights: {weights_fingerprint(state)}",
           flush=True)
     return epoch_metrics
@@ -162,8 +200,9 @@ def _roll_back(config, state, checkpoint, failure, rollbacks, chief):
     if rollbacks == MAX_ROLLBACKS:
         raise NonFiniteError(f"{what}, again after {MAX_ROLLBACKS} rollbacks that each "
                              "halved the learning rates; lower --learning_rate.")
-    restored = checkpoints.restore_latest_good(
-        checkpoint, layout.checkpoint_dir(config.workdir), may_move=chief)
+    found = checkpoints.restore_latest_good(checkpoint, config.workdir)
+    checkpoints.tidy(config.workdir, found, may_move=chief)  # under the run's lock
+    restored = found.path
     if restored is None:
         raise NonFiniteError(f"{what} before any checkpoint was saved, so there is "
                              "nothing to roll back to; lower --learning_rate.")
