@@ -7,11 +7,18 @@ With an exported detector (python -m dcgan_dist.export):
 
 Takes image files (PNG, JPEG, ...) of the run's size, 28x28 for the article's networks
 (colour is turned grey for a grey run, grey copied to R, G and B for a colour one), and
-.npz files of uint8 images [N, H, W(, C)] (as dcgan_dist.generate writes). Prints one
-line per image: its name (PATH, or PATH[i] inside an .npz), a tab, the probability.
+.npz files of uint8 images [N, H, W(, C)] (as dcgan_dist.generate writes; nothing
+pickled is loaded). Prints one line per image: its name (PATH, or PATH[i] inside an
+.npz), a tab, the probability. Images are scored 1000 at a time, however many a file
+holds. An exported detector's image shape is read from its folder's export.json.
+
+A detector (SavedModel) or checkpoint from someone else is code, not data: --detector
+runs the SavedModel's graph, which can read and write files with your rights, and
+--workdir has TensorFlow parse the checkpoint's files; pass only your own exports and
+runs, or ones from people you trust.
 
 Exit statuses: dcgan_dist/errors.py (3: an unusable image file, or a missing or damaged
-checkpoint or detector).
+checkpoint or detector, or a detector that records no image shape).
 """
 
 import json
@@ -28,56 +35,86 @@ flags.DEFINE_string("detector", None, "An exported detector SavedModel, instead 
                     "--workdir.")
 
 
-def _exported_logits(folder, images):
-    import tensorflow as tf
-    if not os.path.isfile(os.path.join(folder, "saved_model.pb")):
-        raise DataError(f"--detector={folder} is not a SavedModel folder; pass "
-                        "EXPORT_DIR/detector as dcgan_dist.export wrote it.")
-    try:
-        detect = tf.saved_model.load(folder).signatures["serving_default"]
-        return detect(images=tf.constant(images))["logit"].numpy()
-    except (KeyError, ValueError, TypeError, OSError, tf.errors.OpError) as e:
-        raise DataError(f"--detector={folder} is not a detector that "
-                        f"dcgan_dist.export wrote ({type(e).__name__}).") from None
-
-
 def _checkpoint_logits(path, images):
-    from dcgan_dist.serving import detection, runs
+    from dcgan_dist.inference import detection, runs
     _, discriminator = runs.networks_of(path)
     runs.restore(path, discriminator=discriminator)
     return detection.score_images(discriminator, images)
 
 
+def _read_record(path):
+    """The JSON object at `path`; None when there is no file. DataError when it is
+    there but unreadable."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path} is unreadable ({type(e).__name__}); export the detector "
+                        "again.") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path} is not an export record (a JSON object); export the "
+                        "detector again.")
+    return record
+
+
+def _shape_of(record, path):
+    shape = record["image_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3
+            and all(isinstance(d, int) and d > 0 for d in shape)):
+        raise DataError(f"{path} records the image shape {shape!r}, not [H, W, C]; export "
+                        "the detector again.")
+    return tuple(shape)
+
+
 def _exported_shape(folder):
-    """The image shape export.json records, in the detector's folder (forensics) or
-    beside it (dcgan_dist.export); 28x28x1 for an export from before shapes were
-    recorded."""
+    """The image shape of the detector in `folder`: its own export.json (what
+    dcgan_dist.export and forensics write), else the export.json of the export folder
+    around it (exports from before the detector held its own). Nothing is assumed: a
+    detector with no record is refused."""
     from dcgan_dist import shapes
     from dcgan_dist import workdir as layout
-    for path in (os.path.join(folder, layout.EXPORT_RECORD),
-                 os.path.join(folder, os.pardir, layout.EXPORT_RECORD)):
-        try:
-            with open(path) as f:
-                return tuple(json.load(f)["image_shape"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return shapes.DEFAULT_SHAPE
+    if not os.path.isfile(os.path.join(folder, "saved_model.pb")):
+        raise DataError(f"--detector={folder} is not a SavedModel folder; pass "
+                        "EXPORT_DIR/detector as dcgan_dist.export wrote it.")
+    own = os.path.join(folder, layout.EXPORT_RECORD)
+    record = _read_record(own)
+    if record is not None and "image_shape" in record:
+        return _shape_of(record, own)
+    around = os.path.join(os.path.dirname(os.path.abspath(folder)), layout.EXPORT_RECORD)
+    beside = _read_record(around)
+    if beside is not None and "image_shape" in beside:
+        return _shape_of(beside, around)
+    if beside is not None and "step" in beside:
+        # dcgan_dist.export's record from before shapes were recorded (8fe4fcd..8e0c9ca):
+        # the networks were then 28x28x1 only.
+        return shapes.DEFAULT_SHAPE
+    raise DataError(f"--detector={folder} records no image shape ({layout.EXPORT_RECORD} "
+                    "is missing in it and beside it); pass the detector folder as "
+                    "dcgan_dist.export or `forensics train --export_dir` wrote it, or "
+                    "export it again.")
 
 
 def detect(paths):
+    from dcgan_dist import workdir as layout
     from dcgan_dist.data import image_files
-    from dcgan_dist.serving import runs
+    from dcgan_dist.inference import runs
     if bool(FLAGS.workdir) == bool(FLAGS.detector):
         raise ConfigError("pass either --workdir (a training run) or --detector (an "
                           "exported detector), not both or neither.")
-    checkpoint = (runs.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
-                  if FLAGS.workdir else None)
-    shape = runs.image_shape(checkpoint) if checkpoint else _exported_shape(FLAGS.detector)
+    shape = (runs.image_shape(layout.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint,
+                                                        whole=False))
+             if FLAGS.workdir else _exported_shape(FLAGS.detector))
     names, images = image_files.read_images(paths, shape)
     # TensorFlow: only once the inputs are known good.
-    from dcgan_dist.serving import detection
-    logits = (_checkpoint_logits(checkpoint, images) if checkpoint
-              else _exported_logits(FLAGS.detector, images))
+    from dcgan_dist.inference import detection
+    if FLAGS.workdir:
+        logits = _checkpoint_logits(layout.resolve_checkpoint(FLAGS.workdir,
+                                                              FLAGS.checkpoint), images)
+    else:
+        from dcgan_dist.inference import savedmodel
+        logits = savedmodel.detector_logits(FLAGS.detector, images)
     for name, probability in zip(names, detection.probability_real(logits)):
         print(f"{name}\t{probability:.6f}")
 

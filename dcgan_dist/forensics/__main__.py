@@ -20,18 +20,25 @@ images [N, H, W, C] of the pool's shape -> probability_real and logit, float32 [
 `dcgan_dist.detect --detector=EXPORT_DIR` takes it (it reads the shape from
 EXPORT_DIR/export.json).
 
+`train` holds OUT_DIR (OUT_DIR/lock: a second `train` on it exits 7 naming the holder)
+and records its flags in OUT_DIR/flags.json before training: an interrupted run resumes
+at its last epoch when started again with the same flags, and a run with other flags
+is refused (name a new --out_dir).
+
 Exit statuses: dcgan_dist/errors.py (3: missing or damaged checkpoints, an empty pool,
-runs of different image shapes, or .npz images not of the pool's shape).
+runs of different image shapes, or .npz images not of the pool's shape; 2: an --out_dir
+trained or started with other flags; 7: an --out_dir another live process trains in).
 """
 
-import json
 import os
 
 from absl import flags
 
-from dcgan_dist import cli, shapes
+from dcgan_dist import cli, files, shapes
 from dcgan_dist.errors import ConfigError
-from dcgan_dist.forensics.config import ARCHITECTURES, DetectorConfig
+from dcgan_dist.options import DEFAULT_DATASET
+from dcgan_dist.forensics.config import (ARCHITECTURES, DetectorConfig, claim_out_dir,
+                                         run_flags)
 
 FLAGS = flags.FLAGS
 COMMANDS = ("train", "evaluate")
@@ -62,12 +69,7 @@ flags.DEFINE_integer("num_real", 10000, "evaluate: real test images.")
 flags.DEFINE_bool("discriminator", True, "evaluate: also score each generator with its "
                   "checkpoint's discriminator.")
 flags.DEFINE_string("output", None, "evaluate: write the rows here as JSON.")
-flags.DEFINE_string("dataset", None, "tfds dataset of the real images (default: the one "
-                    "the pool's runs trained on).")
-flags.DEFINE_string("data_dir", None, "Folder of image files or of MNIST-format IDX "
-                    "files, as in training (default: the one the pool's runs trained on, "
-                    "unless --dataset is given).")
-flags.DEFINE_string("tfds_data_dir", None, "Where tensorflow-datasets keeps prepared data.")
+cli.define_data_flags(of_run=True, what="The real images: ")
 cli.define_strategy_flags("train: ")
 flags.DEFINE_integer("seed", 0, "Seeds the detector, the data order and the draws.")
 
@@ -102,7 +104,7 @@ def _data_source(generators):
     if not FLAGS.dataset and len(datasets) > 1:
         raise ConfigError(f"the pool's runs trained on {', '.join(sorted(datasets))}; pass "
                           "--dataset to choose the real images.")
-    return FLAGS.dataset or (datasets.pop() if datasets else "mnist"), data_dir
+    return FLAGS.dataset or (datasets.pop() if datasets else DEFAULT_DATASET), data_dir
 
 
 def _real_data(generators, others=()):
@@ -142,18 +144,21 @@ def _train():
     entries = _entries(FLAGS.workdirs)
     generators = pool.parse(entries)
     data, _ = _real_data(generators)
-    from dcgan_dist.forensics import training
-    from dcgan_dist.serving import savedmodel
-    from dcgan_dist.training import strategies
-    strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
-    model, record = training.train(config, strategy, generators, data.builder,
-                                   FLAGS.out_dir, entries=entries, shape=data.image_shape)
-    if FLAGS.export_dir:
-        from dcgan_dist import workdir as layout
-        savedmodel.export_detector(model, FLAGS.export_dir)
-        # Inside the SavedModel folder (loaders ignore it): the shape detect reads.
-        with open(os.path.join(FLAGS.export_dir, layout.EXPORT_RECORD), "w") as f:
-            json.dump({"image_shape": [int(d) for d in data.image_shape]}, f)
+    # Every input is known good: the folder becomes this run's (one writer; the same
+    # flags resume an interrupted run, other flags are refused).
+    dataset, data_dir = _data_source(generators)
+    with claim_out_dir(FLAGS.out_dir, run_flags(config, entries, generators, dataset,
+                                                data_dir)):
+        from dcgan_dist.forensics import training
+        from dcgan_dist.inference import savedmodel
+        from dcgan_dist.training import strategies
+        strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas, FLAGS.tpu)
+        model, record = training.train(config, strategy, generators, data.builder,
+                                       FLAGS.out_dir, entries=entries,
+                                       shape=data.image_shape)
+        if FLAGS.export_dir:  # EXPORT_DIR/export.json holds the shape detect reads
+            savedmodel.export_detector(model, FLAGS.export_dir,
+                                       {"detector": FLAGS.out_dir})
     print(f"forensics | trained {FLAGS.detector} on {record['images']} images from "
           f"{len(generators)} generators | validation: "
           + " | ".join(f"{k}: {v:.4f}" for k, v in record["validation"].items()), flush=True)
@@ -190,8 +195,7 @@ def _evaluate():
                              data.image_shape)
     if FLAGS.output:
         os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-        with open(FLAGS.output, "w") as f:
-            json.dump(rows, f, indent=2)
+        files.write_json(FLAGS.output, rows)
     print(protocol.table(rows), flush=True)
 
 

@@ -28,7 +28,7 @@ from dcgan_dist import shapes
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import image_files
 from dcgan_dist.errors import ConfigError, DataError
-from dcgan_dist.serving import runs
+from dcgan_dist.inference import runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,13 +48,14 @@ class Generator:
 
 
 def _select(workdir, selector):
-    available = runs.list_checkpoints(workdir)
+    available = layout.list_checkpoints(workdir)
     if not available:  # resolve_checkpoint says it in one sentence
-        runs.resolve_checkpoint(workdir)
+        layout.resolve_checkpoint(workdir)
     if selector in ("", "all"):
         chosen = available
-    elif selector == "latest":
-        chosen = available[-1:]
+    elif selector == "latest":  # the latest whole one, as training and every tool
+        latest = layout.resolve_checkpoint(workdir)
+        chosen = [(step, path) for step, path in available if path == latest]
     elif selector in ("even", "odd"):
         chosen = available[(1 if selector == "even" else 0)::2]
     else:
@@ -97,14 +98,14 @@ def parse(entries, flag="--workdirs"):
 
 
 def datasets_of(generators):
-    """The datasets the pool's workdirs trained on (from their config.json)."""
-    return {layout.read_config(layout.of_checkpoint(g.path))
-            .get("dataset", "mnist") for g in generators if not g.is_file}
+    """The datasets the pool's runs trained on (their records: workdir.record_data)."""
+    return {layout.record_data(layout.checkpoint_record(g.path))[0]
+            for g in generators if not g.is_file}
 
 
 def data_dirs_of(generators):
-    """The --data_dir folders the pool's workdirs trained on (None: a tfds dataset)."""
-    return {layout.read_config(layout.of_checkpoint(g.path)).get("data_dir")
+    """The --data_dir folders the pool's runs trained on (None: a tfds dataset)."""
+    return {layout.record_data(layout.checkpoint_record(g.path))[1]
             for g in generators if not g.is_file}
 
 
@@ -152,7 +153,7 @@ def load(generator):
 def samples(generator, count, first_seed, network=None, shape=shapes.DEFAULT_SHAPE):
     """uint8 [count, H, W, C]: the images of seeds first_seed.. (of the network's shape),
     or a file's first `count` images (read at `shape`, the pool's)."""
-    from dcgan_dist.serving import sampling
+    from dcgan_dist.inference import sampling
     if generator.is_file:
         images = image_files.read_npz(generator.path, shape)
         if len(images) < count:

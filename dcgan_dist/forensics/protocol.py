@@ -22,7 +22,7 @@ from dcgan_dist import shapes
 from dcgan_dist.data import pipeline, splits
 from dcgan_dist.evaluation import metrics
 from dcgan_dist.forensics import detectors, pool, training
-from dcgan_dist.serving import detection
+from dcgan_dist.inference import detection
 
 FIRST_TEST_SEED = 10**6
 # name -> (perturbation, strength); "none" leaves images as they are.

@@ -4,7 +4,9 @@ tf.distribute strategy (Keras `fit`), with TensorBoard summaries, a checkpoint p
 split from the same generators and real images on which the decision threshold is set.
 
 OUT_DIR holds `detector.json` (architecture, augmentations, pool, image shape,
-threshold, validation metrics), `checkpoints/` (the trained network) and `tensorboard/`.
+threshold, validation metrics; written whole, last), `checkpoints/` (the trained
+network), `tensorboard/`, and what the command claims first (config.py: `flags.json`,
+the flags the run started with, and `lock`).
 The detector takes images of the pool's shape (`pool.image_shape`); a record without
 one is from before shapes were recorded, 28x28x1.
 """
@@ -16,15 +18,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import shapes
+from dcgan_dist import files, shapes
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline, splits
 from dcgan_dist.errors import ConfigError, DataError
 from dcgan_dist.evaluation import metrics
 from dcgan_dist.forensics import detectors, pool
-from dcgan_dist.serving import detection
-
-RECORD_FILE = "detector.json"
+from dcgan_dist.forensics.config import RECORD_FILE
+from dcgan_dist.inference import detection
 
 
 def training_images(generators, builder, per_generator, seed, shape=shapes.DEFAULT_SHAPE):
@@ -107,8 +108,7 @@ def train(config, strategy, generators, builder, out_dir, entries=(),
               "epochs": config.epochs, "lr_schedule": config.lr_schedule, "seed": seed,
               "threshold_logit": threshold,
               "validation": metrics.detection_metrics(real, fake, threshold)}
-    with open(os.path.join(out_dir, RECORD_FILE), "w") as f:
-        json.dump(record, f, indent=2)
+    files.write_json(os.path.join(out_dir, RECORD_FILE), record)  # whole, and last
     return model, record
 
 
