@@ -26,6 +26,19 @@ tf.config.set_logical_device_configuration(
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
+# The quick tier, `pytest -m "not slow"` (about 3 minutes on 2 cores, for the edit loop),
+# leaves out every test that needs one of these shared trained runs or multi-worker jobs;
+# the tests that train or export on their own are marked slow where they stand.
+SLOW_FIXTURES = {"trained_run", "colour_runs", "uninterrupted", "averaged_run",
+                 "two_workers", "trained_workdir", "fashion_classifier", "workdir",
+                 "evaluated", "exported"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @functools.lru_cache(maxsize=None)
 def mirrored(num_replicas):
@@ -134,19 +147,33 @@ def trained_run(tmp_path_factory, fashion_builder, tfds_dir):
 
 
 def snapshot(*folders):
-    """{path: sha256} of every file in or under `folders` (files or folders; missing
-    ones count as empty): what "nothing changed" compares."""
-    paths = []
-    for folder in folders:
-        if os.path.isfile(folder):
-            paths.append(folder)
-        for root, _, files in os.walk(folder):
-            paths.extend(os.path.join(root, name) for name in files)
-    digests = {}
-    for path in paths:
-        with open(path, "rb") as f:
-            digests[str(path)] = hashlib.sha256(f.read()).hexdigest()
-    return digests
+    """{path: what is there} for every file, folder and symbolic link in or under
+    `folders` (files or folders; missing ones count as empty), the named ones included:
+    what "nothing changed" compares. A file maps to its sha256, a folder to "folder"
+    (so a new empty one shows), a link to "link -> TARGET" (not followed)."""
+    entries = {}
+
+    def record(path):
+        if os.path.islink(path):
+            entries[path] = f"link -> {os.readlink(path)}"
+        elif os.path.isdir(path):
+            entries[path] = "folder"
+        elif os.path.isfile(path):
+            with open(path, "rb") as f:
+                entries[path] = hashlib.sha256(f.read()).hexdigest()
+        else:  # a FIFO, a socket, a device
+            entries[path] = f"mode {os.lstat(path).st_mode:o}"
+
+    for folder in map(str, folders):
+        if not os.path.lexists(folder):
+            continue
+        record(folder)
+        if os.path.isdir(folder) and not os.path.islink(folder):
+            # Links to folders come in dirs, recorded as links, not walked.
+            for root, dirs, files in os.walk(folder):
+                for name in dirs + files:
+                    record(os.path.join(root, name))
+    return entries
 
 
 def idx_bytes(array):
@@ -227,7 +254,7 @@ def write_png_folder(path, splits):
 def assert_export_scores_as_checkpoint(model, images, export_dir, tmp_path):
     """`dcgan_dist.detect --detector=export_dir`, in a fresh process, on `images` saved
     as an .npz, prints the probabilities the checkpointed `model` gives them."""
-    from dcgan_dist.serving import detection
+    from dcgan_dist.inference import detection
     np.savez(tmp_path / "five.npz", images=images[..., 0] if images.shape[-1] == 1
              else images)
     result = run_cli("dcgan_dist.detect", f"--detector={export_dir}",
