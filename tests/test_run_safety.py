@@ -162,10 +162,14 @@ def test_a_signal_during_start_up_exits_with_its_status(tfds_dir, tmp_path, sign
                                                         status):
     """Before training's own handling begins (imports, data, building, restoring)."""
     workdir = tmp_path / "new"
+
+    def as_from_a_terminal():  # a shell's background job would hand SIGINT on ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     process = subprocess.Popen(
         [sys.executable, "-m", "dcgan_dist.train", *common_flags(tfds_dir),
          f"--workdir={workdir}"], stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        preexec_fn=as_from_a_terminal, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     time.sleep(2)  # inside the imports: TensorFlow alone takes ~3 s
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
