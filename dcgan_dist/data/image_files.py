@@ -15,7 +15,6 @@ import zipfile
 import zlib
 
 import numpy as np
-from numpy.lib import npyio
 
 from dcgan_dist import shapes
 from dcgan_dist.data import folders
@@ -72,8 +71,6 @@ def _npz_member(path):
                             f"{_WRITE_NPZ}.") from None
         raise DataError(f"{path} is not a readable .npz file ({_reason(e)}); "
                         f"{_WRITE_NPZ}.") from None
-    if not isinstance(data, npyio.NpzFile):  # a .npy without its magic: cannot happen
-        raise DataError(f"{path} is not an .npz archive; {_WRITE_NPZ}.")
     with data:
         names = data.files
         if NPZ_KEY in names:

@@ -108,8 +108,8 @@ def _data_source(generators):
 
 
 def _real_data(generators, others=()):
-    """(sources.Data of the real images at the pool's image shape, their --data_dir or
-    None), once every .npz entry is known to be of that shape. others: (name, shape) of
+    """(sources.Data of the real images at the pool's image shape, their dataset, their
+    --data_dir or None), once every .npz entry is known to be of that shape. others: (name, shape) of
     trained detectors, which must agree too.
 
     The shape is the runs' (or the detectors'); for .npz files alone, the real data's:
@@ -129,7 +129,7 @@ def _real_data(generators, others=()):
     data = sources.load(dataset, data_dir, FLAGS.tfds_data_dir, size, channels)
     if shape is None:
         pool.check_files(generators, data.image_shape)
-    return data, data_dir
+    return data, dataset, data_dir
 
 
 def _train():
@@ -143,10 +143,9 @@ def _train():
         seed=FLAGS.seed)
     entries = _entries(FLAGS.workdirs)
     generators = pool.parse(entries)
-    data, _ = _real_data(generators)
+    data, dataset, data_dir = _real_data(generators)
     # Every input is known good: the folder becomes this run's (one writer; the same
     # flags resume an interrupted run, other flags are refused).
-    dataset, data_dir = _data_source(generators)
     with claim_out_dir(FLAGS.out_dir, run_flags(config, entries, generators, dataset,
                                                 data_dir)):
         from dcgan_dist.forensics import training
@@ -188,7 +187,7 @@ def _evaluate():
                               "--out_dir of `forensics train`.")
     generators = [g for members in sets.values() for g in members]
     trained = [(d, training.image_shape(training.read_record(d))) for d in FLAGS.detectors]
-    data, data_dir = _real_data(generators, trained)
+    data, _, data_dir = _real_data(generators, trained)
     splits.require_real_split(data.builder, data_dir, needed_by="forensics evaluate")
     rows = protocol.evaluate(FLAGS.detectors, sets, data.builder, FLAGS.num_real,
                              FLAGS.perturbations, FLAGS.discriminator, FLAGS.seed,
