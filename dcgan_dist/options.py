@@ -9,6 +9,8 @@ AUTO = "auto"  # decide per platform, and say why (training/settings.py)
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 ON_NAN = ("stop", "rollback")
+# --diffaugment: DiffAugment's policies (training/augment.py), comma-separated.
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 GENERATORS = ("dcgan", "resize_conv")  # models.GENERATORS, named without importing Keras
 # --strategy (training/strategies.make_strategy).
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")

@@ -38,6 +38,11 @@ flags.DEFINE_enum("recipe", "article", ["article", "fast"],
 flags.DEFINE_enum("generator", "dcgan", ["dcgan", "resize_conv"],
                   "Generator architecture: the article's transposed convolutions, or "
                   "nearest-neighbour upsampling then convolution (resize_conv).")
+flags.DEFINE_string("diffaugment", "", "Differentiable augmentation of every image the "
+                    "discriminator sees, real and generated (DiffAugment): a "
+                    "comma-separated list of color, translation, cutout; empty: off. "
+                    "Turn it on for small datasets (docs/usage.md#small-datasets); on grey "
+                    "images color is brightness and contrast.")
 flags.DEFINE_integer("batch_size", None, "Global batch size, over all replicas "
                      "(default: the recipe's).")
 flags.DEFINE_integer("max_steps", 0, "Stop at this global step (0: no limit).")
@@ -104,7 +109,7 @@ def _config_from_flags():
         data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir, split=FLAGS.split,
         image_size=FLAGS.image_size, channels=FLAGS.channels,
         epochs=FLAGS.epochs, max_steps=FLAGS.max_steps, seed=FLAGS.seed, recipe=FLAGS.recipe,
-        generator=FLAGS.generator,
+        generator=FLAGS.generator, diffaugment=FLAGS.diffaugment,
         learning_rate=FLAGS.learning_rate,
         **{name: getattr(FLAGS, name) for name in recipes.FIELDS},
         checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,

@@ -84,7 +84,7 @@ def grids(workdir, steps_per_epoch):
 _TEXT, _INT, _NUMBER = (str,), (numbers.Integral,), (numbers.Real,)
 _RECORD_TYPES = {
     "recipe": _TEXT, "generator": _TEXT, "dataset": _TEXT, "split": _TEXT,
-    "precision": _TEXT, "data_dir": _TEXT, "seed": _INT, "image_size": _INT,
+    "precision": _TEXT, "data_dir": _TEXT, "diffaugment": _TEXT, "seed": _INT, "image_size": _INT,
     "channels": _INT, "batch_size": _INT, "g_learning_rate": _NUMBER,
     "d_learning_rate": _NUMBER, "beta1": _NUMBER, "beta2": _NUMBER, "ema_decay": _NUMBER,
     "ema_halflife_images": _NUMBER, "ema_rampup": _NUMBER,

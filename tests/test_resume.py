@@ -23,9 +23,10 @@ STEPS_PER_EPOCH = TRAINED_STEPS_PER_EPOCH
 
 
 # The runs that are interrupted and resumed below: 30 steps (3 epochs of 10), op
-# determinism, a checkpoint every 4 steps, and the fast recipe, whose averaged generator
-# must come back bitwise too.
-RESUMED_FLAGS = ["--epochs=3", "--deterministic", "--save_every_steps=4", "--recipe=fast"]
+# determinism, a checkpoint every 4 steps, the fast recipe, whose averaged generator
+# must come back bitwise too, and every DiffAugment policy, whose draws must too.
+RESUMED_FLAGS = ["--epochs=3", "--deterministic", "--save_every_steps=4", "--recipe=fast",
+                 "--diffaugment=color,translation,cutout"]
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from dcgan_dist.options import (
     AUTO,
     COMPUTE_DTYPES,
     DEFAULT_DATASET,
+    DIFFAUGMENT_POLICIES,
     GENERATORS,
     ON_NAN,
     PRECISIONS,
@@ -35,6 +36,7 @@ class TrainConfig:
     deterministic: bool = False          # TensorFlow op determinism, process-wide
     recipe: str = recipes.ARTICLE
     generator: str = "dcgan"             # architecture: dcgan (the article's), resize_conv
+    diffaugment: str = ""                # DiffAugment policy of D's inputs; "": off
     dataset: str = DEFAULT_DATASET
     data_dir: Optional[str] = None       # folder of image files or MNIST-format IDX files
     image_size: Optional[int] = None     # square side the networks build for; None: data's
@@ -88,6 +90,9 @@ class TrainConfig:
              f"unknown; use one of {', '.join(PRECISIONS)} or {AUTO}."),
             (self.generator in GENERATORS, f"--generator={self.generator} is unknown; "
              f"use one of {', '.join(GENERATORS)}."),
+            (self._policy_ok(), f"--diffaugment={self.diffaugment} is unknown; use a "
+             f"comma-separated list of each of {', '.join(DIFFAUGMENT_POLICIES)}, or nothing for "
+             "no augmentation."),
             (self.strategy in STRATEGIES, f"--strategy={self.strategy} is unknown; use "
              f"one of {', '.join(STRATEGIES)}."),
             (self.cpu_replicas >= 1, f"--cpu_replicas={self.cpu_replicas} must be at "
@@ -112,6 +117,23 @@ class TrainConfig:
             raise ConfigError(f"--data_dir={self.data_dir} is not a folder; name the folder "
                               "that holds the image files or MNIST-format IDX files.")
         shapes.check(self.image_size, self.channels)
+
+    def _policy_ok(self):
+        """Whether --diffaugment names known policies; if so it is rewritten in their
+        canonical order, so "cutout,color" and "color,cutout" record as one run."""
+        names = [name.strip() for name in (self.diffaugment or "").split(",")
+                 if name.strip()]
+        if (not all(name in DIFFAUGMENT_POLICIES for name in names)
+                or len(set(names)) != len(names)):
+            return False
+        object.__setattr__(self, "diffaugment", ",".join(
+            name for name in DIFFAUGMENT_POLICIES if name in names))
+        return True
+
+    @property
+    def augmentations(self):
+        """The DiffAugment policies on, as a tuple (empty: off)."""
+        return tuple(self.diffaugment.split(",")) if self.diffaugment else ()
 
     def _check_and_fill_recipe(self):
         if self.recipe not in recipes.RECIPES:
@@ -191,7 +213,7 @@ class TrainConfig:
 
     # Values that shape the training trajectory: a workdir resumes only with the same ones.
     RESUME_KEYS = ("recipe", "generator", "dataset", "split", "seed", "precision",
-                   "image_size", "channels") + recipes.FIELDS
+                   "image_size", "channels", "diffaugment") + recipes.FIELDS
 
     def resume_fields(self):
         return {key: getattr(self, key) for key in self.RESUME_KEYS}

@@ -21,7 +21,7 @@ import tensorflow as tf
 from dcgan_dist import models, process_setup, rng
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline
-from dcgan_dist.training import ema, losses, strategies
+from dcgan_dist.training import augment, ema, losses, strategies
 from dcgan_dist.options import PRECISIONS
 
 METRICS = ("g_loss", "d_loss", "d_real", "d_fake")  # D(x) and D(G(z)) are means of sigmoid
@@ -148,7 +148,7 @@ def _skip_together(gen_grads, disc_grads):
 
 
 def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
-                     ema_schedule=None):
+                     ema_schedule=None, augmentations=()):
     """A tf.function `train_steps(iterator, num_steps)` returning mean metrics.
 
     jit_compile: compile each replica's forward and backward pass with XLA. The
@@ -156,6 +156,8 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
     call that XLA cannot hold under every strategy.
     ema_schedule: with `state.generator_ema`, a function of the images seen giving the
     averaging decay of that step (`ema.decay`, bound to the config).
+    augmentations: DiffAugment policies (augment.py) applied to every image the
+    discriminator sees, real and generated, in both networks' losses; () for none.
     """
     generator, discriminator = state.generator, state.discriminator
     if state.generator_ema is not None and ema_schedule is None:
@@ -171,6 +173,11 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
                                 rng.replica_row_offset(batch))
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
             fake_images = generator(noise, training=True)
+            if augmentations:  # seeds of their own, derived from the step's: see augment
+                real_images = augment.augment(real_images, augmentations,
+                                              _derived_seed(noise_seed, 1))
+                fake_images = augment.augment(fake_images, augmentations,
+                                              _derived_seed(noise_seed, 2))
             real_logits = discriminator(real_images, training=True)
             fake_logits = discriminator(fake_images, training=True)
             gen_loss = losses.generator_loss(fake_logits, global_batch_size)
@@ -223,6 +230,12 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
                 for name, total in totals.items()}
 
     return train_steps
+
+
+def _derived_seed(seed, stream):
+    """A seed for random stream `stream` of a step, from the step's `seed`: the noise
+    keeps `seed` itself, so runs without augmentation draw exactly what they did."""
+    return tf.random.experimental.stateless_fold_in(seed, stream)
 
 
 def weights_fingerprint(state):
@@ -278,5 +291,6 @@ def build(config, strategy, images):
                          "settings.resolve(config, strategy) first")
     state = create_state(config, strategy)
     train_steps = make_train_steps(state, strategy, config.batch_size, config.jit_compile,
-                                   functools.partial(ema.decay, config))
+                                   functools.partial(ema.decay, config),
+                                   config.augmentations)
     return Built(config, strategy, state, train_steps, *images)
