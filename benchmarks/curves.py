@@ -10,7 +10,10 @@ from the previous segment's last evaluation.
 """
 
 import os
+import signal
 import statistics
+import subprocess
+import time
 
 from dcgan_dist import files
 from dcgan_dist import workdir as layout
@@ -34,6 +37,36 @@ def read_curve(workdir):
                        "train_seconds": round(offset + record["train_seconds"], 2),
                        **{k: record[k] for k in CURVE_KEYS if k in record}})
     return points
+
+
+def train_until(command, workdir, should_stop, label):
+    """Runs the training `command` (which evaluates into `workdir`), its output in
+    WORKDIR.log, printing each new point of its curve, and stops it (SIGTERM: it saves
+    and exits 75) once `should_stop(curve)`; raises with the log's end if it fails."""
+    log_path = workdir + ".log"
+    print(f"{label}: training in {workdir} (log: {log_path})", flush=True)
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        seen, stopping = 0, False
+        while process.poll() is None:
+            time.sleep(1)
+            curve = read_curve(workdir)
+            if len(curve) > seen:
+                seen = len(curve)
+                point = curve[-1]
+                print(f"{label} | images: {point['images_seen']} | train: "
+                      f"{point['train_seconds']:.0f} s | fid: {point['fid']:.1f}",
+                      flush=True)
+                if should_stop(curve) and not stopping:
+                    # Once: it saves, then exits 75. A second SIGTERM could arrive after
+                    # the run restored the default handler on its way out, and kill it.
+                    process.send_signal(signal.SIGTERM)
+                    stopping = True
+    if process.returncode not in (0, 75):
+        with open(log_path) as f:
+            tail = f.read()[-2000:]
+        raise RuntimeError(f"{label} failed (exit {process.returncode}); the end of "
+                           f"{log_path}:\n{tail}")
 
 
 def first_at_or_below(curve, target_fid):

@@ -6,6 +6,7 @@
     python benchmarks/epoch_time.py --op_breakdown        # and where the package's step goes
     python benchmarks/epoch_time.py --quick               # a smoke check
     python benchmarks/epoch_time.py --colour_sizes=       # without the colour loops
+    python benchmarks/epoch_time.py --variants=diffaugment  # and what augmentation costs
 
 Three loops, each a fresh process, alternated `--repeats` times:
 - `article`: the article's loop as its reader runs it, a plain process
@@ -19,6 +20,10 @@ steps (timing.py); a loop's figure is the median over its processes. Beside imag
 minor page faults per step, peak memory, and GFLOP/s, from one step's FLOPs counted
 from the models' layers (flops.py), against this CPU's matrix-multiply peak in fp32 and
 bf16 (matmul_peak.py, its own process).
+
+With `--variants`, the package's loop again with each named option on
+(`diffaugment`: --diffaugment=color,translation,cutout), alternated with the others:
+each variant's images/s and its cost against the plain package loop of the same run.
 
 Then the package alone in colour, at each of `--colour_sizes` (32x32x3 and 64x64x3) on
 real colour images (Debian's oxygen icons, benchmarks/colour_images.py, or
@@ -63,9 +68,14 @@ flags.DEFINE_list("colour_sizes", ["32", "64"], "Also time the package in colour
                   "image sizes (empty: not).")
 flags.DEFINE_string("colour_dir", None, "Folder of colour images for those loops "
                     "(default: the oxygen icons, written to a temporary folder).")
+flags.DEFINE_list("variants", [], "Also time the package's loop with each of these on: "
+                  "diffaugment (every policy).")
 flags.DEFINE_enum("child", None, ["package"], "Internal: run one loop and print its JSON.")
+flags.DEFINE_string("diffaugment", "", "Internal: the package loop's --diffaugment.")
 flags.DEFINE_integer("image_size", None, "Internal: the package loop's image size.")
 
+# --variants: the package loop's extra flags for each.
+VARIANTS = {"diffaugment": ["--diffaugment=color,translation,cutout"]}
 ARTICLE_EPOCH_SECONDS = 600  # "each epoch takes approximately 10 minutes"
 EPOCH_IMAGES = 60000
 
@@ -90,7 +100,8 @@ def _package_loop(steps, rounds):
         recipe=FLAGS.recipe, batch_size=FLAGS.batch_size, precision=FLAGS.precision,
         jit_compile=jit_compile, steps_per_loop=cli.steps_per_loop(FLAGS.steps_per_loop),
         # XLA cannot compile synchronized batch norm (settings.py).
-        sync_batch_norm=False if jit_compile else None, progress_bar=False)
+        sync_batch_norm=False if jit_compile else None, progress_bar=False,
+        diffaugment=FLAGS.diffaugment)
     strategy = strategies.make_strategy(config.strategy, config.cpu_replicas, config.tpu)
     config, choices = settings.resolve(config, strategy, image_shape=data.image_shape)
     built = train_step.build(config, strategy, pipeline.tfds_images(
@@ -106,7 +117,7 @@ def _package_loop(steps, rounds):
                                 FLAGS.warmup_steps)
     result.update(loop="package", choices=choices, precision=config.precision,
                   jit_compile=config.jit_compile, steps_per_loop=per_call,
-                  generator_averaging=config.ema,
+                  generator_averaging=config.ema, diffaugment=config.diffaugment,
                   replicas=strategy.num_replicas_in_sync,
                   image_shape=list(data.image_shape),
                   flops_per_image=flops.train_step_flops(built.state.generator,
@@ -136,7 +147,8 @@ def _commands(steps, rounds):
                    "steps_per_loop", "dataset", "op_breakdown")),
                *([f"--tfds_data_dir={FLAGS.tfds_data_dir}"] if FLAGS.tfds_data_dir else [])]
     return {"article": article, "article_setup": article + ["--process_setup"],
-            "package": package}
+            "package": package,
+            **{f"package_{name}": package + VARIANTS[name] for name in FLAGS.variants}}
 
 
 def _colour(package_command, peaks):
@@ -198,10 +210,15 @@ def _summary(runs, peaks):
     ceiling = {"article": peaks["float32"], "article_setup": peaks["float32"],
                "package": peaks["bfloat16" if package["precision"] == "bf16"
                                 else "float32"]}
-    summary["share_of_matmul_peak"] = {loop: round(median[loop] * step_gflop
-                                                   / ceiling[loop], 3) for loop in median}
+    summary["share_of_matmul_peak"] = {
+        loop: round(median[loop] * step_gflop / ceiling.get(loop, ceiling["package"]), 3)
+        for loop in median}
     if "op_breakdown_ms_per_step" in package:
         summary["op_breakdown_ms_per_step"] = package["op_breakdown_ms_per_step"]
+    # What each --variants option costs: the share of the plain step's rate it loses.
+    summary["variant_cost"] = {loop[len("package_"):]: round(1 - median[loop]
+                                                              / median["package"], 3)
+                               for loop in median if loop.startswith("package_")}
     return summary
 
 
@@ -219,6 +236,10 @@ def _cpu_name():
 
 def main(argv):
     del argv
+    unknown = sorted(set(FLAGS.variants) - set(VARIANTS))
+    if unknown:
+        raise app.UsageError(f"--variants: {', '.join(unknown)} unknown; use "
+                             f"{', '.join(VARIANTS)}.")
     logging.set_verbosity(logging.WARNING)
     steps, rounds = (5, 2) if FLAGS.quick else (FLAGS.steps, FLAGS.rounds)
     if FLAGS.child == "package":

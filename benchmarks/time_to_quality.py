@@ -23,10 +23,7 @@ against training seconds, and an HParams table of the runs).
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -103,32 +100,9 @@ def _train(label, recipe, overrides, seed, stop_fid):
               flush=True)
         return
     os.makedirs(FLAGS.out_dir, exist_ok=True)
-    log_path = workdir + ".log"
-    print(f"time_to_quality | {label} seed {seed}: training in {workdir} (log: "
-          f"{log_path})", flush=True)
-    with open(log_path, "a") as log:
-        process = subprocess.Popen(_train_command(recipe, overrides, seed, workdir),
-                                   stdout=log, stderr=subprocess.STDOUT)
-        seen, stopping = 0, False
-        while process.poll() is None:
-            time.sleep(1)
-            curve = curves.read_curve(workdir)
-            if len(curve) > seen:
-                seen = len(curve)
-                point = curve[-1]
-                print(f"time_to_quality | {label} seed {seed} | images: "
-                      f"{point['images_seen']} | train: {point['train_seconds']:.0f} s | "
-                      f"fid: {point['fid']:.1f}", flush=True)
-                if _should_stop(curve, stop_fid) and not stopping:
-                    # Once: it saves, then exits 75. A second SIGTERM could arrive after
-                    # the run restored the default handler on its way out, and kill it.
-                    process.send_signal(signal.SIGTERM)
-                    stopping = True
-        if process.returncode not in (0, 75):
-            with open(log_path) as f:
-                tail = f.read()[-2000:]
-            raise RuntimeError(f"{label} seed {seed} failed (exit {process.returncode}); "
-                               f"the end of {log_path}:\n{tail}")
+    curves.train_until(_train_command(recipe, overrides, seed, workdir), workdir,
+                       lambda curve: _should_stop(curve, stop_fid),
+                       f"time_to_quality | {label} seed {seed}")
 
 
 def _run_record(label, recipe, seed, target_fid):
