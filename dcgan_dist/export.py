@@ -6,7 +6,8 @@ being real). See `inference/savedmodel.py` for the signatures.
     python -m dcgan_dist.detect --detector=runs/dcgan/export/detector image.png
 
 Writes EXPORT_DIR/generator, EXPORT_DIR/detector and EXPORT_DIR/export.json (the step
-and checkpoint they came from, and the image shape), each record written whole. The
+and checkpoint they came from, the image shape and, for a conditional run, the class
+names its generator's `label` indexes), each record written whole. The
 detector's folder holds its own export.json too, so a copy of the folder alone keeps
 the shape `detect` reads. Exit statuses: dcgan_dist/errors.py.
 """
@@ -36,6 +37,9 @@ def export():
     from dcgan_dist.inference import savedmodel
     generator, discriminator, step = runs.load_networks(path, FLAGS.raw_generator)
     record = {"step": step, "checkpoint": path}
+    classes = runs.class_names(path)
+    if classes is not None:  # what the generator's label means, in label order
+        record["class_names"] = classes
     try:
         savedmodel.export_generator(generator, os.path.join(FLAGS.export_dir,
                                                          savedmodel.GENERATOR_FOLDER))

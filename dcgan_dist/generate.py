@@ -11,6 +11,13 @@ Image i is the image of seed --seed + i: the same seed gives the same image, wha
 The .npz holds `images` (uint8 [N, H, W] for a grey run, e.g. [N, 28, 28], and
 [N, H, W, 3] for a colour one), `seeds` (int64 [N]) and `step`.
 
+A conditional run (train --conditional) draws --num_samples images of each class named
+by --class (repeatable; a class name, else an index), of every class without it, class
+after class; seed s gives each class its image of the same noise. The grid and the
+strip have one row per class. The .npz adds `labels` (int32 [N]) and `class_names`:
+    python -m dcgan_dist.generate --workdir=runs/cond --class=Shirt --class=7 \
+        --num_samples=8 --grid=shirts_and_sneakers.png
+
 Exit statuses: dcgan_dist/errors.py.
 """
 
@@ -33,6 +40,9 @@ flags.DEFINE_list("interpolate", None, "Two seeds A,B: images along the latent p
                   "from A's noise to B's, written to --strip.")
 flags.DEFINE_integer("steps", 10, "Images in the --interpolate strip.")
 flags.DEFINE_string("strip", None, "Write the --interpolate strip here as a PNG.")
+flags.DEFINE_multi_string("class", None, "A conditional run's class to draw, by name or "
+                          "index (repeatable): --num_samples images of each, a grid and "
+                          "strip row each (default: every class)")
 
 
 def _check_flags():
@@ -62,6 +72,31 @@ def _check_flags():
     return seeds
 
 
+def _classes(path):
+    """(the class indexes to draw, the run's class names); (None, None) for an
+    unconditional run. Reads the run's record only: no TensorFlow yet."""
+    from dcgan_dist import workdir as layout
+    wanted = getattr(FLAGS, "class") or []
+    names = layout.record_classes(layout.checkpoint_record(path))
+    if names is None:
+        if wanted:
+            raise ConfigError(f"--class={wanted[0]}: {FLAGS.workdir} was trained without "
+                              "--conditional, so its generator takes no class; drop "
+                              "--class.")
+        return None, None
+    indexes = []
+    for value in wanted:
+        if value in names:
+            indexes.append(names.index(value))
+        elif value.isdigit() and int(value) < len(names):
+            indexes.append(int(value))
+        else:
+            listed = ", ".join(f"{k} {name}" for k, name in enumerate(names))
+            raise ConfigError(f"--class={value} is not a class of {FLAGS.workdir}; pass a "
+                              f"name or an index of its classes: {listed}.")
+    return indexes or list(range(len(names))), names
+
+
 def _write(path, data):
     """Writes bytes `data` to `path` whole (files.write_bytes)."""
     from dcgan_dist import files
@@ -81,6 +116,8 @@ def generate():
     from dcgan_dist import workdir as layout
     from dcgan_dist.inference import runs
     pair = _check_flags()
+    classes, names = _classes(layout.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint,
+                                                         whole=False))
     path = layout.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint)
     import numpy as np
 
@@ -88,25 +125,39 @@ def generate():
     from dcgan_dist.inference import sampling
     generator, _ = runs.networks_of(path)
     step = runs.restore(path, generator=generator, raw=FLAGS.raw_generator)
+
+    def draw(noise):
+        """(uint8 images of `noise`, class after class on a conditional run, labels or
+        None, images per row)."""
+        if classes is None:
+            return sampling.generate_images(generator, noise), None, None
+        labels = np.repeat(np.asarray(classes, np.int32), len(noise))
+        return (sampling.generate_images(generator, np.tile(noise, [len(classes), 1]),
+                                         labels), labels, len(noise))
+
     written = []
     if FLAGS.npz or FLAGS.grid:
         seeds = np.arange(FLAGS.num_samples, dtype=np.int64) + FLAGS.seed
-        samples = sampling.generate_images(generator, sampling.noise_for_seeds(seeds))
+        samples, labels, per_row = draw(sampling.noise_for_seeds(seeds).numpy())
         if FLAGS.npz:
             buffer = io.BytesIO()
+            extra = {} if labels is None else {"labels": labels,
+                                               "class_names": np.asarray(names)}
             # Grey images as [N, H, W] (as before colour), colour as [N, H, W, 3].
-            np.savez(buffer, seeds=seeds, step=step,
-                     images=samples[..., 0] if samples.shape[-1] == 1 else samples)
+            np.savez(buffer, seeds=np.tile(seeds, len(classes or [0])), step=step,
+                     images=samples[..., 0] if samples.shape[-1] == 1 else samples,
+                     **extra)
             _write(FLAGS.npz, buffer.getvalue())
             written.append(FLAGS.npz)
         if FLAGS.grid:
-            _write_png(FLAGS.grid, images.tile(samples, FLAGS.columns))
+            _write_png(FLAGS.grid, images.tile(samples, per_row or FLAGS.columns))
             written.append(FLAGS.grid)
     if pair:
-        strip = sampling.generate_images(generator, sampling.slerp_noise(*pair, FLAGS.steps))
+        strip, _, _ = draw(sampling.slerp_noise(*pair, FLAGS.steps))
         _write_png(FLAGS.strip, images.tile(strip, columns=FLAGS.steps))
         written.append(FLAGS.strip)
-    print(f"generate | step: {step} | checkpoint: {path} | wrote "
+    shown = "" if classes is None else " | classes: " + ", ".join(names[k] for k in classes)
+    print(f"generate | step: {step} | checkpoint: {path}{shown} | wrote "
           + ", ".join(os.path.abspath(w) for w in written), flush=True)
 
 

@@ -1,5 +1,5 @@
-"""The article's visual outputs: a 4x4 grid of samples per epoch and a GIF of them all,
-each written whole (files.write_bytes)."""
+"""The article's visual outputs: a 4x4 grid of samples per epoch (a conditional run's:
+a row per class) and a GIF of them all, each written whole (files.write_bytes)."""
 
 import os
 import sys
@@ -44,10 +44,10 @@ def tile(images, columns=4):
     return out.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def save_grid(images, path):
+def save_grid(images, path, columns=4):
     """Writes the grid of `images` to `path` whole; returns it as uint8 [H, W(, 3)].
     Raises OSError (a full disk) with `path` as it was."""
-    picture = grid(images)
+    picture = grid(images, columns)
     files.write_bytes(path, iio.imwrite("<bytes>", picture, extension=".png"))
     return picture
 

@@ -3,7 +3,8 @@ image shape.
 
 At 28x28x1 the layers, shapes and parameter counts are the article's (2,330,944 and
 212,865); other sizes and colour follow the DCGAN paper's rule (`shapes`: one stride-2
-stage per doubling, the channels halving toward the image). Three things differ from the
+stage per doubling, the channels halving toward the image). A class-conditional run
+(`num_classes`) builds them around the same layers (see below). Three things differ from the
 article, none of which changes what the networks compute on one device:
 - batch normalization can be synchronized across replicas, so its statistics are those of
   the global batch;
@@ -18,6 +19,7 @@ import tensorflow as tf
 from keras import layers
 
 from dcgan_dist import rng, shapes
+from dcgan_dist.class_layers import ClassAffine, ClassProjection
 
 NOISE_DIM = 100
 IMAGE_SHAPE = shapes.DEFAULT_SHAPE  # the article's
@@ -74,45 +76,66 @@ def _widths(image_shape):
     return base, [64 * 2 ** i for i in range(doublings, -1, -1)]
 
 
-def _generator(upsampling_conv, image_shape, sync_batch_norm, dtype, seed):
-    """Dense(base*base*top) -> base x base x top -> a stride-1 convolution to top/2, then
-    one stride-2 convolution per doubling, halving the channels, the last to the image's
-    channels; batch norm and leaky ReLU between. At 28x28x1: Dense(7*7*256) -> 128 -> 64
-    (14x14) -> 1 (28x28), the article's. `upsampling_conv(filters, layer_index, strides,
-    **kwargs)` gives the layers of each upsampling convolution."""
+def _generator_layers(upsampling_conv, image_shape, sync_batch_norm, dtype, seed,
+                      batch_norm=None):
+    """The generator's layers after its input: Dense(base*base*top) -> base x base x top
+    -> a stride-1 convolution to top/2, then one stride-2 convolution per doubling,
+    halving the channels, the last to the image's channels; batch norm and leaky ReLU
+    between. At 28x28x1: Dense(7*7*256) -> 128 -> 64 (14x14) -> 1 (28x28), the
+    article's. `upsampling_conv(filters, layer_index, strides, **kwargs)` gives the
+    layers of each upsampling convolution; `batch_norm(channels)` those of each
+    normalization (the article's by default)."""
+    def article_batch_norm(channels):
+        return [layers.BatchNormalization(synchronized=sync_batch_norm, dtype=dtype)]
+
+    batch_norm = batch_norm or article_batch_norm
+
     def block(filters, index, strides):
-        return [*upsampling_conv(filters, index, strides),
-                layers.BatchNormalization(synchronized=sync_batch_norm, dtype=dtype),
+        return [*upsampling_conv(filters, index, strides), *batch_norm(filters),
                 layers.LeakyReLU(dtype=dtype)]
 
     base, widths = _widths(image_shape)
     hidden = [block(widths[1], 1, 1)] + [block(width, index, 2) for index, width
                                          in enumerate(widths[2:], start=2)]
-    return keras.Sequential([
-        keras.Input((NOISE_DIM,)),
+    return [
         layers.Dense(base * base * widths[0], use_bias=False,
                      kernel_initializer=_glorot(seed, 0), dtype=dtype),
-        layers.BatchNormalization(synchronized=sync_batch_norm, dtype=dtype),
+        *batch_norm(base * base * widths[0]),
         layers.LeakyReLU(dtype=dtype),
         layers.Reshape((base, base, widths[0]), dtype=dtype),
         *[layer for stage in hidden for layer in stage],
         *upsampling_conv(image_shape[-1], len(widths), 2, activation="tanh"),
+    ]
+
+
+def _generator(upsampling_conv, image_shape, sync_batch_norm, dtype, seed,
+               num_classes=0, conditioning="input"):
+    """The article's generator (num_classes=0), or a conditional one (`conditional`)."""
+    if num_classes:
+        return _conditional_generator(upsampling_conv, image_shape, sync_batch_norm,
+                                      dtype, seed, num_classes, conditioning)
+    return keras.Sequential([
+        keras.Input((NOISE_DIM,)),
+        *_generator_layers(upsampling_conv, image_shape, sync_batch_norm, dtype, seed),
     ], name="generator")
 
 
 def make_generator_model(sync_batch_norm=False, dtype=None, seed=0,
-                         image_shape=IMAGE_SHAPE):
-    """Noise [N, 100] -> images [N, *image_shape] in [-1, 1] (the article's generator)."""
+                         image_shape=IMAGE_SHAPE, num_classes=0, conditioning="input"):
+    """Noise [N, 100] -> images [N, *image_shape] in [-1, 1] (the article's generator);
+    with num_classes, [noise, labels int32 [N]] -> images (see `_conditional_generator`)."""
     def transposed_conv(filters, index, strides, **kwargs):
         return [layers.Conv2DTranspose(filters, 5, strides=strides, padding="same",
                                        use_bias=False, kernel_initializer=_glorot(seed, index),
                                        dtype=dtype, **kwargs)]
 
-    return _generator(transposed_conv, image_shape, sync_batch_norm, dtype, seed)
+    return _generator(transposed_conv, image_shape, sync_batch_norm, dtype, seed,
+                      num_classes, conditioning)
 
 
 def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0,
-                                     image_shape=IMAGE_SHAPE):
+                                     image_shape=IMAGE_SHAPE, num_classes=0,
+                                     conditioning="input"):
     """The article's generator with each transposed convolution replaced by
     nearest-neighbour upsampling and a convolution (Odena et al. 2016's remedy for
     checkerboard artefacts): the same widths, kernels and layer count, another family
@@ -125,7 +148,8 @@ def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0,
                                          kernel_initializer=_glorot(seed, index),
                                          dtype=dtype, **kwargs)]
 
-    return _generator(resize_conv, image_shape, sync_batch_norm, dtype, seed)
+    return _generator(resize_conv, image_shape, sync_batch_norm, dtype, seed, num_classes,
+                      conditioning)
 
 
 GENERATORS = {"dcgan": make_generator_model, "resize_conv": make_resize_conv_generator_model}
@@ -136,10 +160,9 @@ def make_generator(name="dcgan", **kwargs):
     return GENERATORS[name](**kwargs)
 
 
-def make_discriminator_model(seed=0, dtype=None, image_shape=IMAGE_SHAPE):
-    """Images [N, *image_shape] -> float32 logits [N, 1]: one stride-2 convolution per
-    doubling (64, 128, ... channels), each with leaky ReLU and dropout, then Dense(1).
-    At 28x28x1, the article's discriminator."""
+def _discriminator_layers(seed, dtype, image_shape):
+    """One stride-2 convolution per doubling (64, 128, ... channels), each with leaky
+    ReLU and dropout, then Flatten: the discriminator's features."""
     _, doublings = shapes.stages(image_shape[0])
     body = []
     for i in range(doublings):
@@ -147,9 +170,96 @@ def make_discriminator_model(seed=0, dtype=None, image_shape=IMAGE_SHAPE):
                                kernel_initializer=_glorot(seed, 10 + i), dtype=dtype),
                  layers.LeakyReLU(dtype=dtype),
                  ShardInvariantDropout(0.3, seed=seed * 100 + 20 + i, dtype=dtype)]
+    return body + [layers.Flatten(dtype=dtype)]
+
+
+def _logit_layer(seed, image_shape, **kwargs):
+    _, doublings = shapes.stages(image_shape[0])
+    return layers.Dense(1, kernel_initializer=_glorot(seed, 10 + doublings),
+                        dtype="float32", **kwargs)
+
+
+def make_discriminator_model(seed=0, dtype=None, image_shape=IMAGE_SHAPE, num_classes=0):
+    """Images [N, *image_shape] -> float32 logits [N, 1]: one stride-2 convolution per
+    doubling (64, 128, ... channels), each with leaky ReLU and dropout, then Dense(1).
+    At 28x28x1, the article's discriminator. With num_classes, [images, labels int32
+    [N]] -> logits (`_projection_discriminator`)."""
+    if num_classes:
+        return _projection_discriminator(seed, dtype, image_shape, num_classes)
     return keras.Sequential([
         keras.Input(tuple(image_shape)),
-        *body,
-        layers.Flatten(dtype=dtype),
-        layers.Dense(1, kernel_initializer=_glorot(seed, 10 + doublings), dtype="float32"),
+        *_discriminator_layers(seed, dtype, image_shape),
+        _logit_layer(seed, image_shape),
     ], name="discriminator")
+
+
+# Class-conditional networks (train --conditional). The generator draws an image of the
+# class it is given; the discriminator judges an image together with its class.
+CLASS_EMBEDDING_DIM = 50  # --conditioning=input: the class's vector beside the noise
+
+
+def _label_input():
+    return keras.Input((), dtype="int32", name="label")
+
+
+def _conditional_generator(upsampling_conv, image_shape, sync_batch_norm, dtype, seed,
+                           num_classes, conditioning):
+    """[noise [N, 100], labels int32 [N]] -> images, the article's layers taking the
+    class one of two ways (--conditioning, chosen by measurement: docs/conditional.md):
+    - input: a learned class embedding concatenated to the noise, into the Dense layer;
+    - batchnorm: conditional batch norm, every batch norm's scale and shift per class."""
+    noise, labels = keras.Input((NOISE_DIM,), name="noise"), _label_input()
+
+    def class_batch_norm(channels):
+        return [layers.BatchNormalization(synchronized=sync_batch_norm, center=False,
+                                          scale=False, dtype=dtype),
+                ClassAffine(num_classes, dtype=dtype)]
+
+    x = noise
+    if conditioning == "input":
+        embedded = layers.Embedding(
+            num_classes, CLASS_EMBEDDING_DIM, dtype=dtype,
+            embeddings_initializer=keras.initializers.RandomNormal(seed=seed * 100 + 30)
+        )(labels)
+        x = layers.Concatenate(dtype=dtype)([noise, embedded])
+    for layer in _generator_layers(upsampling_conv, image_shape, sync_batch_norm, dtype,
+                                   seed, class_batch_norm if conditioning == "batchnorm"
+                                   else None):
+        x = layer([x, labels]) if isinstance(layer, ClassAffine) else layer(x)
+    model = keras.Model([noise, labels], x, name="generator")
+    model.num_classes = num_classes  # how the tools tell a conditional network (class_count)
+    return model
+
+
+def _projection_discriminator(seed, dtype, image_shape, num_classes):
+    """[images, labels int32 [N]] -> float32 logits [N, 1]: the article's discriminator
+    (its features h, then Dense(1)) plus the projection <embedding[label], h>."""
+    images, labels = keras.Input(tuple(image_shape), name="images"), _label_input()
+    h = images
+    for layer in _discriminator_layers(seed, dtype, image_shape):
+        h = layer(h)
+    logit = _logit_layer(seed, image_shape, name="logit")(h)
+    projection = ClassProjection(num_classes, seed=seed * 100 + 40, dtype="float32",
+                                 name="projection")([h, labels])
+    model = keras.Model([images, labels], layers.Add(dtype="float32")([logit, projection]),
+                        name="discriminator")
+    model.num_classes = num_classes
+    return model
+
+
+def class_count(network):
+    """The classes a conditional generator or discriminator takes; 0 for the article's."""
+    return getattr(network, "num_classes", 0)
+
+
+def class_logits(discriminator, images, training=False):
+    """float32 [N, classes]: a conditional discriminator's logit of each image as each
+    class, its features h computed once (logit = Dense(1)(h) + <embedding[k], h>)."""
+    h = images
+    for layer in discriminator.layers:  # in order: the features' layers, then "logit"
+        if layer.name == "logit":
+            break
+        if not isinstance(layer, layers.InputLayer):
+            h = layer(h, training=training)
+    return (discriminator.get_layer("logit")(h)
+            + discriminator.get_layer("projection").all_classes(h))

@@ -11,6 +11,9 @@ COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 ON_NAN = ("stop", "rollback")
 # --diffaugment: DiffAugment's policies (training/augment.py), comma-separated.
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+# --conditioning: how a --conditional generator takes its class (models.py): an
+# embedding beside the noise, or class-dependent batch-norm scales and shifts.
+CONDITIONINGS = ("input", "batchnorm")
 GENERATORS = ("dcgan", "resize_conv")  # models.GENERATORS, named without importing Keras
 # --strategy (training/strategies.make_strategy).
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")

@@ -10,6 +10,8 @@ A Cloud TPU:
     python -m dcgan_dist.train --strategy=tpu --tpu=NAME --precision=bf16
 Your own images (class subfolders give labels), in colour at 64x64:
     python -m dcgan_dist.train --data_dir=FOLDER --image_size=64 --channels=3
+A generator that draws the class it is asked for (labelled data):
+    python -m dcgan_dist.train --dataset=fashion_mnist --conditional
 Then: tensorboard --logdir=WORKDIR
 
 Every flag: --helpfull, or docs/flags.md. Exit statuses: dcgan_dist/errors.py.
@@ -43,6 +45,15 @@ flags.DEFINE_string("diffaugment", "", "Differentiable augmentation of every ima
                     "comma-separated list of color, translation, cutout; empty: off. "
                     "Turn it on for small datasets (docs/usage.md#small-datasets); on grey "
                     "images color is brightness and contrast.")
+flags.DEFINE_bool("conditional", False, "Class-conditional training: the generator "
+                  "draws the class it is asked for, the discriminator judges each image "
+                  "with its class (a projection discriminator). Needs labelled data (a "
+                  "tfds dataset with labels, IDX labels, or class subfolders); generate "
+                  "--class then picks classes (docs/usage.md#class-conditional-runs).")
+flags.DEFINE_enum("conditioning", "input", ["input", "batchnorm"],
+                  "With --conditional, how the generator takes the class: a learned "
+                  "class embedding beside the noise (input), or conditional batch norm "
+                  "(batchnorm); measured in docs/conditional.md.")
 flags.DEFINE_integer("batch_size", None, "Global batch size, over all replicas "
                      "(default: the recipe's).")
 flags.DEFINE_integer("max_steps", 0, "Stop at this global step (0: no limit).")
@@ -110,6 +121,7 @@ def _config_from_flags():
         image_size=FLAGS.image_size, channels=FLAGS.channels,
         epochs=FLAGS.epochs, max_steps=FLAGS.max_steps, seed=FLAGS.seed, recipe=FLAGS.recipe,
         generator=FLAGS.generator, diffaugment=FLAGS.diffaugment,
+        conditional=FLAGS.conditional, conditioning=FLAGS.conditioning,
         learning_rate=FLAGS.learning_rate,
         **{name: getattr(FLAGS, name) for name in recipes.FIELDS},
         checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,

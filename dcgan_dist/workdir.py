@@ -82,13 +82,25 @@ def grids(workdir, steps_per_epoch):
 # version) are kept as they are. None: not recorded, or (image_size, channels) "the
 # data's own" in a record from before shapes were recorded.
 _TEXT, _INT, _NUMBER = (str,), (numbers.Integral,), (numbers.Real,)
+_BOOL, _TEXTS = (bool,), (list,)  # true or false; a list of texts
 _RECORD_TYPES = {
     "recipe": _TEXT, "generator": _TEXT, "dataset": _TEXT, "split": _TEXT,
     "precision": _TEXT, "data_dir": _TEXT, "diffaugment": _TEXT, "seed": _INT, "image_size": _INT,
     "channels": _INT, "batch_size": _INT, "g_learning_rate": _NUMBER,
     "d_learning_rate": _NUMBER, "beta1": _NUMBER, "beta2": _NUMBER, "ema_decay": _NUMBER,
-    "ema_halflife_images": _NUMBER, "ema_rampup": _NUMBER,
+    "ema_halflife_images": _NUMBER, "ema_rampup": _NUMBER, "conditional": _BOOL,
+    "conditioning": _TEXT, "num_classes": _INT, "class_names": _TEXTS,
 }
+_TYPE_NAMES = {_TEXT: "text", _INT: "number", _NUMBER: "number", _BOOL: "true or false",
+               _TEXTS: "list of texts"}
+
+
+def _of_type(value, types):
+    if types is _BOOL:
+        return isinstance(value, bool)
+    if types is _TEXTS:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return not isinstance(value, bool) and isinstance(value, types)
 
 
 def _check_record(path, record):
@@ -98,10 +110,15 @@ def _check_record(path, record):
                           "training wrote or use a new --workdir.")
     for key, types in _RECORD_TYPES.items():
         value = record.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
-            raise ConfigError(f"{path} records {key} as {json.dumps(value)}, not a "
-                              f"{'text' if types is _TEXT else 'number'}; restore the "
-                              "file training wrote or use a new --workdir.")
+        if value is not None and not _of_type(value, types):
+            raise ConfigError(f"{path} records {key} as {json.dumps(value)[:60]}, not a "
+                              f"{_TYPE_NAMES[types]}; restore the file training wrote or "
+                              "use a new --workdir.")
+    if record.get("num_classes") is not None and record.get("class_names") is not None \
+            and record["num_classes"] != len(record["class_names"]):
+        raise ConfigError(f"{path} records {record['num_classes']} classes but names "
+                          f"{len(record['class_names'])}; restore the file training wrote "
+                          "or use a new --workdir.")
     return record
 
 
@@ -129,6 +146,15 @@ def record_shape(record):
     return (record.get("image_size") or shapes.DEFAULT_SHAPE[0],
             record.get("image_size") or shapes.DEFAULT_SHAPE[1],
             record.get("channels") or shapes.DEFAULT_SHAPE[-1])
+
+
+def record_classes(record):
+    """A conditional run's class names, in label order; None for an unconditional run
+    (or one recorded before conditioning existed)."""
+    if not record.get("conditional"):
+        return None
+    return record.get("class_names") or [str(k) for k in range(record.get("num_classes")
+                                                               or 0)]
 
 
 def record_data(record, dataset=None, data_dir=None):

@@ -31,7 +31,7 @@ FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 # the tests that train or export on their own are marked slow where they stand.
 SLOW_FIXTURES = {"trained_run", "colour_runs", "uninterrupted", "averaged_run",
                  "two_workers", "trained_workdir", "fashion_classifier", "workdir",
-                 "evaluated", "exported"}
+                 "evaluated", "exported", "conditional_run"}
 
 
 def pytest_collection_modifyitems(items):
@@ -67,11 +67,13 @@ def fashion_builder(fashion_dir, tfds_dir):
     return idx_builder.prepared_idx_builder(fashion_dir, "fashion_mnist", tfds_dir)
 
 
-def settled(config, strategy):
+def settled(config, strategy, class_names=None):
     """`config` with every open choice made, as a training run settles it once
-    (train_step.build refuses an unsettled config)."""
+    (train_step.build refuses an unsettled config); class_names: the data's, for a
+    conditional config."""
     from dcgan_dist.training import settings
-    return settings.resolve(config, strategy, image_shape=(28, 28, 1))[0]
+    return settings.resolve(config, strategy, image_shape=(28, 28, 1),
+                            class_names=class_names)[0]
 
 
 def checkpoint_values(workdir, step=None):

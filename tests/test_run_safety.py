@@ -114,6 +114,10 @@ def test_checkpoints_without_their_record_are_refused(trained_run, tfds_dir, tmp
     ([], "holds list"), (None, "holds NoneType"),
     ({"image_size": "64"}, 'records image_size as "64", not a number'),
     ({"generator": 3}, "records generator as 3, not a text"),
+    ({"conditional": "yes"}, 'records conditional as "yes", not a true or false'),
+    ({"class_names": ["Coat", 3]}, "not a list of texts"),
+    ({"conditional": True, "num_classes": 3, "class_names": ["a", "b"]},
+     "records 3 classes but names 2"),
 ])
 def test_a_record_of_the_wrong_type_is_refused(tmp_path, record, message):
     (tmp_path / layout.CONFIG_FILE).write_text(json.dumps(record))

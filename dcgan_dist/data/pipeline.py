@@ -8,6 +8,7 @@ into per-replica batches in replica order. So
 
 - the images in a step do not depend on the number of workers or replicas: one replica at
   batch B and four at B/4 train on the same global batch;
+- a conditional run's labels travel with their images, sliced the same way;
 - a run resumed at global step s rebuilds the stream from epoch s // steps_per_epoch and
   skips s % steps_per_epoch batches, and sees what an uninterrupted run would have seen.
 
@@ -68,17 +69,18 @@ def fit_image(image, size, channels=None):
 
 
 def fitted(dataset, native_shape, image_shape):
-    """`dataset` of uint8 images of `native_shape` (dims may be None), fitted to
-    `image_shape`; the same dataset when they already match."""
+    """`dataset` of uint8 images of `native_shape` (dims may be None), or of (image,
+    label) pairs, fitted to `image_shape`; the same dataset when they already match."""
     if tuple(native_shape) == tuple(image_shape):
         return dataset
     size, _, channels = image_shape
 
-    def fit(image):
+    def fit(image, *label):
         with tf.control_dependencies([tf.debugging.assert_greater_equal(
                 tf.reduce_min(tf.shape(image)[:2]), size,
                 message=f"an image is smaller than --image_size={size}")]):
-            return tf.ensure_shape(fit_image(image, size, channels), image_shape)
+            image = tf.ensure_shape(fit_image(image, size, channels), image_shape)
+        return (image, *label) if label else image
 
     return dataset.map(fit, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -87,16 +89,21 @@ def native_shape(builder):
     return tuple(builder.info.features["image"].shape)
 
 
-def tfds_images(builder, split, image_shape=None):
+def tfds_images(builder, split, image_shape=None, labels=False):
     """(a function returning the uint8 images of `split`, of `image_shape` (default: the
-    data's own), their number)."""
+    data's own), their number). labels: (image, int32 label) pairs instead, for a
+    conditional run."""
     num_examples = builder.info.splits[split].num_examples
+
+    def example_of(example):
+        if labels:
+            return example["image"], tf.cast(example["label"], tf.int32)
+        return example["image"]
 
     def images_fn():
         ds = builder.as_dataset(split=split, shuffle_files=False,
                                 read_config=tfds.ReadConfig(try_autocache=False))
-        ds = ds.map(lambda example: example["image"],
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(example_of, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return fitted(ds, native_shape(builder), image_shape or native_shape(builder))
 
     return images_fn, num_examples
@@ -118,7 +125,8 @@ def make_dataset_fn(images_fn, num_examples, global_batch_size, seed, start_step
     """A `dataset_fn` for `strategy.distribute_datasets_from_function`.
 
     Args:
-      images_fn: returns a tf.data.Dataset of uint8 [H, W, C] images in a fixed order.
+      images_fn: returns a tf.data.Dataset of uint8 [H, W, C] images in a fixed order,
+        or of (image, int32 label) pairs: the batches are then (images, labels) pairs.
       num_examples: how many images `images_fn` yields.
       global_batch_size: images per step across all replicas.
       seed: run seed; with the epoch it fixes each epoch's order.
@@ -143,17 +151,24 @@ def make_dataset_fn(images_fn, num_examples, global_batch_size, seed, start_step
                              reshuffle_each_iteration=False)
                     .batch(global_batch_size, drop_remainder=True))
 
-        def replica_batches(global_batch):
-            mine = global_batch[first:first + per_pipeline]
-            return tf.data.Dataset.from_tensor_slices(
-                tf.reshape(mine, [replicas_here, per_replica, *mine.shape[1:]]))
+        def replica_batches(*global_batch):  # images, and labels if any: rows alike
+            parts = []
+            for part in global_batch:
+                mine = part[first:first + per_pipeline]
+                parts.append(tf.reshape(mine, [replicas_here, per_replica,
+                                               *mine.shape[1:]]))
+            return tf.data.Dataset.from_tensor_slices(parts[0] if len(parts) == 1
+                                                      else tuple(parts))
+
+        def scaled(images, *labels):
+            images = scale_images(images, dtype)
+            return (images, *labels) if labels else images
 
         return (tf.data.Dataset.counter(start_epoch)
                 .flat_map(one_epoch)
                 .skip(skip_batches)
                 .flat_map(replica_batches)
-                .map(lambda images: scale_images(images, dtype),
-                     num_parallel_calls=tf.data.AUTOTUNE)
+                .map(scaled, num_parallel_calls=tf.data.AUTOTUNE)
                 .prefetch(tf.data.AUTOTUNE)
                 .apply(without_autotuning))
 

@@ -88,6 +88,29 @@ def settle_shape(builder, image_size=None, channels=None):
     return (image_size, image_size, channels)
 
 
+# Class names of the datasets whose IDX copies (Debian's) label by number alone; tfds'
+# own builders of them name the classes the same.
+KNOWN_CLASS_NAMES = {
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                      "Shirt", "Sneaker", "Bag", "Ankle boot"),
+}
+
+
+def class_names(builder, name=None, data_dir=None):
+    """The data's classes in label order (a label is an index into them), None for
+    unlabelled data: a folder's class subfolders, tfds' names, or, for IDX files of a
+    dataset named in KNOWN_CLASS_NAMES, its names."""
+    label = builder.info.features["label"] if "label" in builder.info.features else None
+    if label is None:
+        return None
+    names = list(label.names)
+    known = KNOWN_CLASS_NAMES.get(name)
+    if (known and len(known) == len(names) and names == [str(k) for k in range(len(names))]
+            and (not data_dir or is_idx_folder(data_dir))):
+        return list(known)
+    return names
+
+
 def _local_folder(name):
     for folder in KNOWN_LOCAL_FOLDERS.get(name, ()):
         try:

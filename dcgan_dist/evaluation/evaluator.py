@@ -15,7 +15,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from dcgan_dist import files
+from dcgan_dist import files, models
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import sources, splits
 from dcgan_dist.errors import ConfigError
@@ -52,6 +52,11 @@ class Evaluator:
     Unlabelled data (a folder without class subfolders) is embedded by the classifier's
     untrained network and skips the metrics that need class probabilities (`note`
     says so; classifier.py says why).
+
+    A conditional generator draws sample i as class i % classes (balanced), and adds
+    `class_accuracy` and `class_accuracy_per_class` (metrics.class_accuracy); the
+    record line then holds the classifier's own per-class accuracy on the real images,
+    `classifier_class_accuracy`, the bar to compare them with.
     """
 
     def __init__(self, dataset, data_dir=None, tfds_data_dir=None, workdir=None,
@@ -77,9 +82,11 @@ class Evaluator:
                          "the untrained classifier's random features, and the classifier "
                          "score and class coverage, which need classes, are skipped")
         total = builder.info.splits[splits.REAL_SPLIT].num_examples
-        self.real_images, _ = splits.load_split(
+        self.real_images, self.real_labels = splits.load_split(
             builder, f"{splits.REAL_SPLIT}[:{min(num_samples, total)}]", image_shape)
         self.real = self.classifier.embed(self.real_images)
+        self.num_classes = (self.real.probabilities.shape[1] if self.classifier.trained
+                            else 0)
         self.noise = sampling.noise_for_seeds(np.arange(num_samples) + seed)
         self.workdir = workdir
         self.compare_earlier = compare_earlier and workdir is not None
@@ -96,9 +103,13 @@ class Evaluator:
         `context` (e.g. the training seconds so far) is recorded with them as it is.
         """
         started = time.perf_counter()
-        fake_images = sampling.generate_images(generator, self.noise)
-        results = metrics.compute(self.real, self.classifier.embed(fake_images),
-                                  self.metric_names)
+        classes = models.class_count(generator)
+        labels = sampling.balanced_labels(len(self.noise), classes) if classes else None
+        fake_images = sampling.generate_images(generator, self.noise, labels)
+        fake = self.classifier.embed(fake_images)
+        results = metrics.compute(self.real, fake, self.metric_names)
+        if classes and classes == self.num_classes:  # a classifier of the same classes
+            results.update(metrics.class_accuracy(fake.probabilities, labels, classes))
         real_logits = detection.score_images(discriminator, self.real_images)
         fake_logits = detection.score_images(discriminator, fake_images)
         results["detector_auc"] = metrics.roc_auc(real_logits, fake_logits)
@@ -132,6 +143,10 @@ class Evaluator:
                 "classifier_accuracy": self.classifier.test_accuracy,
                 "features": "classifier" if self.classifier.trained else "untrained",
                 **results}
+        if "class_accuracy" in results:
+            line["classifier_class_accuracy"] = metrics.class_accuracy(
+                self.real.probabilities, self.real_labels,
+                self.num_classes)["class_accuracy_per_class"]
         files.append_line(os.path.join(self.workdir, layout.METRICS_FILE),
                           json.dumps(line))
         if self._writer is None:
@@ -155,7 +170,7 @@ def scalars(results):
         if isinstance(value, dict):
             flat.update({f"{name}/{key}": v for key, v in value.items()})
         elif isinstance(value, list):
-            flat.update({f"{name}/{i}": v for i, v in enumerate(value)})
+            flat.update({f"{name}/{i}": v for i, v in enumerate(value) if v is not None})
         else:
             flat[name] = value
     return flat

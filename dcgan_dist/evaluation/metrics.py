@@ -14,6 +14,9 @@ space of the dataset's own classifier (see `classifier`):
 |                  | classes_covered                        |        |                       |
 | precision_recall | precision, recall                      | higher | Kynkaanniemi 2019     |
 
+A conditional generator adds `class_accuracy` (not registered: it needs the classes
+asked for, see `class_accuracy`).
+
 Only numpy: the numbers do not depend on TensorFlow's kernels or device.
 """
 
@@ -163,6 +166,19 @@ def precision_recall(real, fake, k=3, chunk=1000):
     precision = _inside_manifold(y, x, _knn_radii(x, k, chunk), chunk).mean()
     recall = _inside_manifold(x, y, _knn_radii(y, k, chunk), chunk).mean()
     return {"precision": float(precision), "recall": float(recall)}
+
+
+def class_accuracy(probabilities, labels, num_classes):
+    """A conditional generator's class accuracy: of the images asked for class k
+    (`labels`), the share the classifier assigns to k (argmax of `probabilities`), per
+    class, and over all images. It also measures the classifier on real images with
+    their true labels."""
+    predicted = np.asarray(probabilities).argmax(axis=1)
+    labels = np.asarray(labels)
+    per_class = [float(np.mean(predicted[labels == k] == k)) if np.any(labels == k)
+                 else None for k in range(num_classes)]  # None: no image asked for k
+    return {"class_accuracy": float(np.mean(predicted == labels)),
+            "class_accuracy_per_class": per_class}
 
 
 def roc_auc(positive_scores, negative_scores):

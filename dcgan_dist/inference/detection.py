@@ -4,17 +4,28 @@ Trained to tell the training images from the generator's, the discriminator give
 image a logit; its sigmoid is the probability that the image is real. Both the
 checkpointed discriminator and the exported detector (see `savedmodel.py`) score uint8 images
 through `detector_logits`, so they agree on every image.
+
+A conditional discriminator judges an image together with a class, and an image to be
+detected comes without one (a fake has none that is true). Its logit is the largest
+over the classes: the image as the class that makes it look most real. A real image
+scores at least its true class's logit; a fake must look real as some class.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from dcgan_dist import models
 from dcgan_dist.data import pipeline
 
 
 def detector_logits(discriminator, images):
-    """float32 [N] logits for uint8 images [N, H, W, C] (inference mode, no dropout)."""
-    logits = discriminator(pipeline.scale_images(images), training=False)
+    """float32 [N] logits for uint8 images [N, H, W, C] (inference mode, no dropout);
+    a conditional discriminator's largest over the classes."""
+    scaled = pipeline.scale_images(images)
+    if models.class_count(discriminator):
+        logits = tf.reduce_max(models.class_logits(discriminator, scaled), axis=1)
+    else:
+        logits = discriminator(scaled, training=False)
     return tf.cast(tf.reshape(logits, [-1]), tf.float32)
 
 

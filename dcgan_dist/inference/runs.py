@@ -21,9 +21,16 @@ def image_shape(path):
     return layout.record_shape(layout.checkpoint_record(path))
 
 
-def make_networks(architecture="dcgan", shape=shapes.DEFAULT_SHAPE):
+def class_names(path):
+    """A conditional run's class names, in label order, from checkpoint `path`'s record;
+    None for an unconditional run (workdir.record_classes)."""
+    return layout.record_classes(layout.checkpoint_record(path))
+
+
+def make_networks(architecture="dcgan", shape=shapes.DEFAULT_SHAPE, num_classes=0,
+                  conditioning="input"):
     """A float32 generator (of `architecture`) and discriminator of images of `shape`,
-    to restore a checkpoint into.
+    to restore a checkpoint into; with num_classes, the conditional ones.
 
     Batch norm is not synchronized here, whatever training used: the synchronized and
     plain layers hold the same variables under the same checkpoint keys (tested), and
@@ -31,14 +38,21 @@ def make_networks(architecture="dcgan", shape=shapes.DEFAULT_SHAPE):
     variables, so float32 networks restore them exactly.
     """
     from dcgan_dist import models
+    classes = ({"num_classes": num_classes, "conditioning": conditioning}
+               if num_classes else {})
     return (models.make_generator(architecture, sync_batch_norm=False, dtype="float32",
-                                  image_shape=shape),
-            models.make_discriminator_model(dtype="float32", image_shape=shape))
+                                  image_shape=shape, **classes),
+            models.make_discriminator_model(dtype="float32", image_shape=shape,
+                                            num_classes=num_classes))
 
 
 def networks_of(path):
-    """make_networks for checkpoint `path`: its generator architecture and image shape."""
-    return make_networks(generator_architecture(path), image_shape(path))
+    """make_networks for checkpoint `path`: its generator architecture, image shape and
+    (a conditional run's) classes and conditioning."""
+    record = layout.checkpoint_record(path)
+    return make_networks(generator_architecture(path), image_shape(path),
+                         len(layout.record_classes(record) or ()),
+                         record.get("conditioning", "input"))
 
 
 def has_averaged_generator(path):

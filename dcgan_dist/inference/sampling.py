@@ -4,7 +4,10 @@
     images = generate_images(generator, noise) # uint8 [16, H, W, C]
 
 One image per seed, so image s does not depend on how many others were drawn with it,
-and the exported generator's `from_seeds` signature draws the same noise.
+and the exported generator's `from_seeds` signature draws the same noise. A conditional
+generator is also given each image's class; by default the classes are balanced
+(`balanced_labels`: image i is of class i % classes), so every tool that samples a run
+(evaluation, forensics pools) samples a conditional one evenly.
 """
 
 import numpy as np
@@ -41,15 +44,30 @@ def images_to_uint8(images):
     return tf.cast(tf.clip_by_value(tf.round(images * 127.5 + 127.5), 0.0, 255.0), tf.uint8)
 
 
-def generate_images(generator, noise, batch_size=500):
-    """uint8 [N, H, W, C] images of `generator` (inference mode) for noise [N, 100].
+def balanced_labels(count, num_classes):
+    """int32 [count]: class i % num_classes for image i, as even as `count` allows."""
+    return np.arange(count, dtype=np.int32) % num_classes
+
+
+def generate_images(generator, noise, labels=None, batch_size=500):
+    """uint8 [N, H, W, C] images of `generator` (inference mode) for noise [N, 100];
+    a conditional generator's of classes `labels` [N] (default: balanced_labels).
 
     Eager calls in fixed-size batches: nothing is traced, so calling it on new models or
     new weights, as often as needed, leaves no compiled functions behind.
     """
     noise = tf.convert_to_tensor(noise, tf.float32)
-    batches = [images_to_uint8(generator(noise[i:i + batch_size], training=False))
-               for i in range(0, int(noise.shape[0]), batch_size)]
+    count, classes = int(noise.shape[0]), models.class_count(generator)
+    if classes:
+        labels = tf.convert_to_tensor(balanced_labels(count, classes) if labels is None
+                                      else labels, tf.int32)
+
+    def inputs(i):
+        batch = noise[i:i + batch_size]
+        return [batch, labels[i:i + batch_size]] if classes else batch
+
+    batches = [images_to_uint8(generator(inputs(i), training=False))
+               for i in range(0, count, batch_size)]
     if not batches:
         return np.zeros([0, *generator.output_shape[1:]], np.uint8)
     return tf.concat(batches, axis=0).numpy()

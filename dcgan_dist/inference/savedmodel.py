@@ -2,6 +2,9 @@
 
     generator/  serving_default: noise float32 [N, 100] -> {"images": uint8 [N,H,W,C]}
                 from_seeds:      seeds int64 [N]        -> {"images": ..., "noise": ...}
+                a conditional run's takes each image's class too, label int32 [N]
+                (0 .. classes-1, in the order of export.json's class_names):
+                serving_default: noise, label; from_seeds: seeds, label
     detector/   serving_default: images uint8 [N,H,W,C]
                                  -> {"probability_real": float32 [N], "logit": float32 [N]}
                 export.json: {"image_shape": [H, W, C], ...}, which detect reads
@@ -57,8 +60,30 @@ class DetectorModule(tf.Module):
         return {"probability_real": tf.sigmoid(logits), "logit": logits}
 
 
+class ConditionalGeneratorModule(tf.Module):
+    """A conditional generator's signatures: those of GeneratorModule, and the class."""
+
+    def __init__(self, generator):
+        super().__init__(name="dcgan_conditional_generator")
+        self.generator = generator
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, models.NOISE_DIM], tf.float32, name="noise"),
+        tf.TensorSpec([None], tf.int32, name="label")])
+    def generate(self, noise, label):
+        images = self.generator([noise, label], training=False)
+        return {"images": sampling.images_to_uint8(images)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="seeds"),
+                                  tf.TensorSpec([None], tf.int32, name="label")])
+    def from_seeds(self, seeds, label):
+        noise = sampling.noise_for_seeds(seeds)
+        return {"images": self.generate(noise, label)["images"], "noise": noise}
+
+
 def export_generator(generator, path):
-    module = GeneratorModule(generator)
+    module = (ConditionalGeneratorModule(generator) if models.class_count(generator)
+              else GeneratorModule(generator))
     tf.saved_model.save(module, path, signatures={
         "serving_default": module.generate, "from_seeds": module.from_seeds})
     return path
@@ -70,7 +95,9 @@ def export_detector(discriminator, path, record=None):
     file) and `record`'s entries. Inside the folder, so a copy of it keeps its shape;
     written last and whole, so a folder without it is not a finished export."""
     module = DetectorModule(discriminator)
-    shape = [int(d) for d in discriminator.input_shape[1:]]
+    inputs = discriminator.input_shape  # a conditional one's: [images, labels]
+    shape = [int(d) for d in (inputs[0] if models.class_count(discriminator)
+                              else inputs)[1:]]
     # The signature takes the discriminator's own image shape.
     detect = tf.function(module.detect, input_signature=[tf.TensorSpec(
         [None, *shape], tf.uint8, name="images")])

@@ -9,6 +9,7 @@ from dcgan_dist.errors import ConfigError
 from dcgan_dist.options import (
     AUTO,
     COMPUTE_DTYPES,
+    CONDITIONINGS,
     DEFAULT_DATASET,
     DIFFAUGMENT_POLICIES,
     GENERATORS,
@@ -37,6 +38,9 @@ class TrainConfig:
     recipe: str = recipes.ARTICLE
     generator: str = "dcgan"             # architecture: dcgan (the article's), resize_conv
     diffaugment: str = ""                # DiffAugment policy of D's inputs; "": off
+    conditional: bool = False            # both networks take the image's class
+    conditioning: str = CONDITIONINGS[0]  # how the generator takes it (models.py)
+    class_names: Optional[tuple] = None  # a conditional run's classes; None: the data's
     dataset: str = DEFAULT_DATASET
     data_dir: Optional[str] = None       # folder of image files or MNIST-format IDX files
     image_size: Optional[int] = None     # square side the networks build for; None: data's
@@ -93,6 +97,8 @@ class TrainConfig:
             (self._policy_ok(), f"--diffaugment={self.diffaugment} is unknown; use a "
              f"comma-separated list of each of {', '.join(DIFFAUGMENT_POLICIES)}, or nothing for "
              "no augmentation."),
+            (self.conditioning in CONDITIONINGS, f"--conditioning={self.conditioning} is "
+             f"unknown; use one of {', '.join(CONDITIONINGS)}."),
             (self.strategy in STRATEGIES, f"--strategy={self.strategy} is unknown; use "
              f"one of {', '.join(STRATEGIES)}."),
             (self.cpu_replicas >= 1, f"--cpu_replicas={self.cpu_replicas} must be at "
@@ -183,7 +189,8 @@ class TrainConfig:
         return (self.precision != AUTO and self.jit_compile is not None
                 and self.sync_batch_norm is not None and self.progress_bar is not None
                 and self.steps_per_loop is not None and self.image_size is not None
-                and self.channels is not None)
+                and self.channels is not None
+                and (not self.conditional or self.class_names is not None))
 
     def total_steps(self, steps_per_epoch):
         """The global step this run trains to: its epochs, or --max_steps if sooner."""
@@ -196,6 +203,15 @@ class TrainConfig:
         if self.image_size is None or self.channels is None:
             raise ValueError("settle the image shape first (settings.resolve)")
         return (self.image_size, self.image_size, self.channels)
+
+    @property
+    def num_classes(self):
+        """The classes a conditional run's networks take (once settled); 0 otherwise."""
+        if not self.conditional:
+            return 0
+        if self.class_names is None:
+            raise ValueError("settle the classes first (settings.resolve)")
+        return len(self.class_names)
 
     @property
     def compute_dtype(self):
@@ -213,14 +229,21 @@ class TrainConfig:
 
     # Values that shape the training trajectory: a workdir resumes only with the same ones.
     RESUME_KEYS = ("recipe", "generator", "dataset", "split", "seed", "precision",
-                   "image_size", "channels", "diffaugment") + recipes.FIELDS
+                   "image_size", "channels", "diffaugment", "conditional") + recipes.FIELDS
 
     def resume_fields(self):
-        return {key: getattr(self, key) for key in self.RESUME_KEYS}
+        fields = {key: getattr(self, key) for key in self.RESUME_KEYS}
+        if self.conditional:  # its classes, in order: a label means the same class
+            fields.update(conditioning=self.conditioning,
+                          class_names=list(self.class_names or ()))
+        return fields
 
     def recorded_fields(self):
-        """What a new workdir's config.json records: the resume fields, and where the
-        data came from, so that `evaluate` finds it again without the flag (a resume may
-        read the same images from a moved folder, so data_dir is not compared)."""
+        """What a new workdir's config.json records: the resume fields, a conditional
+        run's number of classes (the tools build its networks from the record), and
+        where the data came from, so that `evaluate` finds it again without the flag (a
+        resume may read the same images from a moved folder, so data_dir is not
+        compared)."""
         data_dir = os.path.abspath(self.data_dir) if self.data_dir else None
-        return {**self.resume_fields(), "data_dir": data_dir}
+        classes = {"num_classes": self.num_classes} if self.conditional else {}
+        return {**self.resume_fields(), **classes, "data_dir": data_dir}

@@ -19,6 +19,7 @@ from dcgan_dist.training import checkpoints, preemption, strategies
 from dcgan_dist.training.train_step import METRICS
 
 NUM_GRID_IMAGES = 16
+CLASS_GRID_COLUMNS = 8  # a conditional run's grid: a row per class, a noise per column
 
 
 class NonFinite(Exception):
@@ -54,8 +55,7 @@ class EpochLoop:
         self.evaluator = evaluator
         self.config, self.state = built.config, built.state
         self.per_epoch = built.steps_per_epoch
-        self.grid_noise = rng.normal_rows([NUM_GRID_IMAGES, models.NOISE_DIM],
-                                          [self.config.seed, 1])
+        self.grid_inputs, self.grid_columns = self._grid_inputs()
         self.iterator, self.saved_step = None, None
         self.started = None         # when this process's loop started (perf_counter)
         self.eval_seconds = 0.0     # ... and the time it spent evaluating since
@@ -111,13 +111,24 @@ class EpochLoop:
             self._evaluate(epoch, step)  # where the run ends, whatever the period
         return epoch_metrics, step
 
+    def _grid_inputs(self):
+        """(the generator's inputs for the grid, its columns): the article's 16 noise
+        vectors in 4 columns; a conditional run's, a row per class of the same 8."""
+        noise = rng.normal_rows([NUM_GRID_IMAGES, models.NOISE_DIM], [self.config.seed, 1])
+        classes = self.config.num_classes
+        if not classes:
+            return noise, 4
+        columns = CLASS_GRID_COLUMNS
+        labels = tf.repeat(tf.range(classes, dtype=tf.int32), columns)
+        return [tf.tile(noise[:columns], [classes, 1]), labels], columns
+
     def write_grid(self, step, epoch=None):
         """The article's grid after whole `epoch`, or one named by `step` where a run
         stops mid-epoch; on disk and in TensorBoard (chief only)."""
-        samples = self.state.shown_generator(self.grid_noise, training=False)
+        samples = self.state.shown_generator(self.grid_inputs, training=False)
         path = layout.grid_path(self.config.workdir, epoch, step)
         try:
-            picture = images.save_grid(samples, path)
+            picture = images.save_grid(samples, path, self.grid_columns)
         except OSError as e:
             raise StorageError(
                 f"could not write {path} ({e}); free some space or use another "

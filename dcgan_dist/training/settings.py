@@ -5,6 +5,7 @@ this strategy and platform, and says why for each choice the log prints:
 - precision: what the workdir was trained with when it resumes, else the platform's;
 - the image shape: the data's, as `sources.load` settled it from --image_size and
   --channels (a resumed run asks for its workdir's);
+- a conditional run's classes: the data's labels (unlabelled data is refused);
 - jit_compile: the platform's (hardware.py);
 - sync_batch_norm: on when there are several replicas, and never together with XLA,
   which cannot compile the all-reduce inside the forward pass;
@@ -26,12 +27,15 @@ from dcgan_dist.options import AUTO
 IMAGES_PER_CALL = 2048  # --steps_per_loop=auto: images per compiled call
 
 
-def resolve(config, strategy, recorded=None, platform=None, image_shape=None):
+def resolve(config, strategy, recorded=None, platform=None, image_shape=None,
+            class_names=None, data_name=None):
     """(`config` with every open choice made, [the reason of each choice made]).
 
     recorded: the workdir's config.json fields ({} or None for a new run).
     platform: a hardware.Platform; by default this process's.
     image_shape: (S, S, C) of the data (sources.Data.image_shape).
+    class_names: the data's classes in label order (sources.class_names); None for
+      unlabelled data; data_name: how the error names that data.
     Raises ConfigError for settings that cannot train together.
     """
     num_replicas = strategy.num_replicas_in_sync
@@ -45,6 +49,13 @@ def resolve(config, strategy, recorded=None, platform=None, image_shape=None):
     if image_shape is not None:
         config = dataclasses.replace(config, image_size=image_shape[0],
                                      channels=image_shape[-1])
+    if config.conditional and config.class_names is None:
+        if not class_names:
+            raise ConfigError(
+                f"--conditional needs labelled data, but {data_name or 'the data'} has no "
+                "labels; put the images in one subfolder per class, or train without "
+                "--conditional.")
+        config = dataclasses.replace(config, class_names=tuple(class_names))
     config, choices = hardware.resolve(config, strategy, platform)
     notes += choices
     if config.sync_batch_norm is None:

@@ -98,12 +98,15 @@ def create_state(config, strategy):
     if config.precision not in PRECISIONS or config.sync_batch_norm is None:
         raise ValueError("create_state needs a resolved config: use settings.resolve")
     dtype = PRECISIONS[config.precision]
+    classes = ({"num_classes": config.num_classes, "conditioning": config.conditioning}
+               if config.conditional else {})  # none: the article's networks
     with strategy.scope():
         generator = models.make_generator(config.generator, dtype=dtype, seed=config.seed,
                                           sync_batch_norm=config.sync_batch_norm,
-                                          image_shape=config.image_shape)
-        discriminator = models.make_discriminator_model(seed=config.seed, dtype=dtype,
-                                                        image_shape=config.image_shape)
+                                          image_shape=config.image_shape, **classes)
+        discriminator = models.make_discriminator_model(
+            seed=config.seed, dtype=dtype, image_shape=config.image_shape,
+            num_classes=config.num_classes)
         # Keras 3 creates optimizer slots lazily; under a strategy that must happen here,
         # in the scope, not inside the first tf.function call.
         optimizers = []
@@ -118,7 +121,7 @@ def create_state(config, strategy):
         if config.ema:
             averaged = models.make_generator(config.generator, dtype=dtype,
                                              seed=config.seed,
-                                             image_shape=config.image_shape)
+                                             image_shape=config.image_shape, **classes)
             ema.copy(averaged, generator)
         return TrainState(
             generator=generator, discriminator=discriminator,
@@ -158,28 +161,42 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
     averaging decay of that step (`ema.decay`, bound to the config).
     augmentations: DiffAugment policies (augment.py) applied to every image the
     discriminator sees, real and generated, in both networks' losses; () for none.
+
+    A conditional state (`models.class_count` of its generator) trains on (images,
+    labels) batches: D judges each real image with its label, and each generated one
+    with the label G was asked for, drawn uniformly per global row (`_fake_labels`).
     """
     generator, discriminator = state.generator, state.discriminator
+    num_classes = models.class_count(generator)
     if state.generator_ema is not None and ema_schedule is None:
         raise ValueError("the state averages its generator: pass ema_schedule")
     loss_scaling = isinstance(state.generator_optimizer,
                               keras.optimizers.LossScaleOptimizer)
 
-    def gradients(real_images, noise_seed):
+    def gradients(real_batch, noise_seed):
+        real_images, real_labels = real_batch if num_classes else (real_batch, None)
         batch = tf.shape(real_images)[0]
         # This replica's rows of the global batch's noise: the same numbers whatever the
         # replica count (see rng.py).
         noise = rng.normal_rows([batch, models.NOISE_DIM], noise_seed,
                                 rng.replica_row_offset(batch))
+        fake_labels = (_fake_labels(batch, num_classes, _derived_seed(noise_seed, 3))
+                       if num_classes else None)
+
+        def conditioned(inputs, labels):  # a conditional network also takes the labels
+            return [inputs, labels] if num_classes else inputs
+
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
-            fake_images = generator(noise, training=True)
+            fake_images = generator(conditioned(noise, fake_labels), training=True)
             if augmentations:  # seeds of their own, derived from the step's: see augment
                 real_images = augment.augment(real_images, augmentations,
                                               _derived_seed(noise_seed, 1))
                 fake_images = augment.augment(fake_images, augmentations,
                                               _derived_seed(noise_seed, 2))
-            real_logits = discriminator(real_images, training=True)
-            fake_logits = discriminator(fake_images, training=True)
+            real_logits = discriminator(conditioned(real_images, real_labels),
+                                        training=True)
+            fake_logits = discriminator(conditioned(fake_images, fake_labels),
+                                        training=True)
             gen_loss = losses.generator_loss(fake_logits, global_batch_size)
             disc_loss = losses.discriminator_loss(real_logits, fake_logits,
                                                   global_batch_size)
@@ -200,8 +217,8 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
     if jit_compile:
         gradients = tf.function(gradients, jit_compile=True)
 
-    def replica_step(real_images, noise_seed):
-        gen_grads, disc_grads, metrics = gradients(real_images, noise_seed)
+    def replica_step(real_batch, noise_seed):
+        gen_grads, disc_grads, metrics = gradients(real_batch, noise_seed)
         if loss_scaling:
             gen_grads, disc_grads = _skip_together(gen_grads, disc_grads)
         # apply_gradients in replica context sums the gradients over replicas (and,
@@ -234,8 +251,16 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
 
 def _derived_seed(seed, stream):
     """A seed for random stream `stream` of a step, from the step's `seed`: the noise
-    keeps `seed` itself, so runs without augmentation draw exactly what they did."""
+    keeps `seed` itself, so runs without augmentation draw exactly what they did.
+    Streams: 1 and 2, DiffAugment of real and generated images; 3, the fake labels."""
     return tf.random.experimental.stateless_fold_in(seed, stream)
+
+
+def _fake_labels(rows, num_classes, seed):
+    """int32 [rows]: this replica's rows of the step's labels for G, uniform over the
+    classes per global row (as the noise: the same whatever the replica count)."""
+    uniform = rng.uniform_rows([rows], seed, rng.replica_row_offset(rows))
+    return tf.minimum(tf.cast(uniform * num_classes, tf.int32), num_classes - 1)
 
 
 def weights_fingerprint(state):
@@ -260,7 +285,8 @@ class Built:
     strategy: object
     state: TrainState
     train_steps: object   # tf.function(iterator, num_steps) -> mean metrics
-    images_fn: object     # () -> tf.data.Dataset of the split's uint8 images
+    images_fn: object     # () -> tf.data.Dataset of the split's uint8 images (and
+                          # int32 labels, for a conditional run: pipeline.tfds_images)
     num_examples: int
 
     @property

@@ -50,7 +50,8 @@ def _load_images(config, builder):
     """(function returning the split's uint8 images at the run's shape, their number)."""
     try:
         images_fn, num_examples = pipeline.tfds_images(builder, config.split,
-                                                       config.image_shape)
+                                                       config.image_shape,
+                                                       labels=config.conditional)
     except (ValueError, KeyError, AssertionError) as e:
         raise ConfigError(f"--split={config.split} is not a split of '{config.dataset}' "
                           f"({e}); use e.g. train or train[:10%].") from None
@@ -80,8 +81,11 @@ def train(config, strategy=None):
     builder = data.builder
     for note in data.notes:
         print(f"train | data: {note}", flush=True)
-    config, notes = settings.resolve(config, strategy, recorded=saved,
-                                     image_shape=data.image_shape)
+    config, notes = settings.resolve(
+        config, strategy, recorded=saved, image_shape=data.image_shape,
+        class_names=sources.class_names(builder, config.dataset, config.data_dir),
+        data_name=(f"--data_dir={config.data_dir}" if config.data_dir
+                   else f"--dataset={config.dataset}"))
     for note in notes:
         print(f"train | auto: {note}", flush=True)
     layout.check_config(config.workdir, saved, config.resume_fields())
