@@ -17,6 +17,9 @@ the same state. A setting's score is each seed's best FID within the budget (the
 median over seeds, with min and max): a run whose discriminator memorised the images
 gets worse with time, and the best point is what early stopping would keep.
 
+Beside them, the FID of the training images themselves (repeated to --eval_samples):
+what a generator that memorised them would score.
+
 Runs already in OUT_DIR are read back, not trained again. Writes OUT_DIR/small_data.json
 and OUT_DIR/small_data.png (one panel per dataset, one colour per setting).
 """
@@ -56,20 +59,39 @@ def _settings():
 
 
 def _datasets():
-    """{name: [the train command's data flags]}."""
-    data = [f"--dataset={FLAGS.dataset}"] + [
-        f"--{name}={getattr(FLAGS, name)}" for name in ("data_dir", "tfds_data_dir")
-        if getattr(FLAGS, name)]
-    datasets = {f"{FLAGS.dataset}[:{int(size)}]": data + [f"--split=train[:{int(size)}]"]
-                for size in FLAGS.sizes}
+    """{name: (the train command's data flags, (dataset, data_dir, split, image shape
+    or None))}."""
+    tfds_dir = ([f"--tfds_data_dir={FLAGS.tfds_data_dir}"] if FLAGS.tfds_data_dir
+                else [])
+    data = [f"--dataset={FLAGS.dataset}"] + tfds_dir + (
+        [f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else [])
+    datasets = {f"{FLAGS.dataset}[:{int(size)}]": (
+        data + [f"--split=train[:{int(size)}]"],
+        (FLAGS.dataset, FLAGS.data_dir, f"train[:{int(size)}]", None))
+        for size in FLAGS.sizes}
     if FLAGS.colour_dir:
-        name = f"{os.path.basename(os.path.normpath(FLAGS.colour_dir))}" \
-               f"{FLAGS.colour_size}x{FLAGS.colour_size}x3"
-        datasets[name] = [f"--data_dir={FLAGS.colour_dir}",
-                          f"--image_size={FLAGS.colour_size}", "--channels=3"]
-        if FLAGS.tfds_data_dir:
-            datasets[name].append(f"--tfds_data_dir={FLAGS.tfds_data_dir}")
+        size = FLAGS.colour_size
+        name = f"{os.path.basename(os.path.normpath(FLAGS.colour_dir))}{size}x{size}x3"
+        datasets[name] = ([f"--data_dir={FLAGS.colour_dir}", f"--image_size={size}",
+                           "--channels=3"] + tfds_dir,
+                          (FLAGS.dataset, FLAGS.colour_dir, "train", (size, size, 3)))
     return datasets
+
+
+def _copy_fid(dataset, data_dir, split, image_shape):
+    """The FID of the training images themselves (repeated to --eval_samples) against
+    the test split: what a generator that memorised them would score."""
+    import numpy as np
+
+    from dcgan_dist.data import sources, splits
+    from dcgan_dist.evaluation import evaluator, metrics
+    scorer = evaluator.Evaluator(dataset, data_dir, FLAGS.tfds_data_dir,
+                                 num_samples=FLAGS.eval_samples, image_shape=image_shape)
+    size, _, channels = image_shape or (None, None, None)
+    builder = sources.load(dataset, data_dir, FLAGS.tfds_data_dir, size, channels).builder
+    images, _ = splits.load_split(builder, split, image_shape)
+    copies = np.resize(images, (FLAGS.eval_samples, *images.shape[1:]))
+    return metrics.frechet_distance(scorer.real, scorer.classifier.embed(copies))["fid"]
 
 
 def _workdir(dataset, setting, seed):
@@ -159,7 +181,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     runs = []
-    for dataset, data_flags in _datasets().items():
+    copy_fid = {}
+    for dataset, (data_flags, source) in _datasets().items():
+        copy_fid[dataset] = _copy_fid(*source)
         for seed in range(FLAGS.seeds):
             for setting, policy in _settings().items():  # a seed's pair back to back
                 workdir = _workdir(dataset, setting, seed)
@@ -171,6 +195,8 @@ def main(argv):
                              "seed": seed, "workdir": workdir,
                              "curve": curves.read_curve(workdir)})
     summary = _summary(runs)
+    for dataset, fid in copy_fid.items():
+        summary[dataset]["training_images_fid"] = fid
     report = {"flags": {name: getattr(FLAGS, name) for name in (
         "sizes", "colour_dir", "colour_size", "policy", "seeds", "train_minutes",
         "eval_every_images", "eval_samples", "batch_size", "dataset")},
