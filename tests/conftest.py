@@ -220,17 +220,22 @@ def small_icon_dir(tmp_path_factory):
                              classes=("apps", "mimetypes"), per_class=30, test_every=3)
 
 
+COLOUR_AUGMENTATION = "color,translation,cutout"
+
+
 @pytest.fixture(scope="session")
 def colour_runs(small_icon_dir, tfds_dir, tmp_path_factory):
     """colour_runs(size): (workdir, data folder) of 8 steps at size x size x 3 on
-    small_icon_dir, batch 16 on one replica, checkpoints at steps 4 and 8; trained once
-    per size for the whole session."""
+    small_icon_dir, batch 16 on one replica, every DiffAugment policy on (so colour
+    augmentation trains at both sizes, and every tool reads such a run), checkpoints at
+    steps 4 and 8; trained once per size for the whole session."""
     @functools.lru_cache(maxsize=None)
     def train(size):
         workdir = str(tmp_path_factory.mktemp(f"colour{size}") / "workdir")
         result = run_cli("dcgan_dist.train", f"--data_dir={small_icon_dir}",
                          f"--image_size={size}", "--channels=3", "--strategy=default",
                          "--batch_size=16", f"--max_steps={COLOUR_STEPS[1]}",
+                         f"--diffaugment={COLOUR_AUGMENTATION}",
                          f"--save_every_steps={COLOUR_STEPS[0]}", f"--workdir={workdir}",
                          f"--tfds_data_dir={tfds_dir}")
         assert result.returncode == 0, result.stderr[-3000:]

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import run_cli
+from conftest import COLOUR_AUGMENTATION, run_cli
 from dcgan_dist import models
 from dcgan_dist.data import sources, splits
 from dcgan_dist.evaluation import evaluator, metrics
@@ -128,6 +128,7 @@ def test_a_resumed_run_keeps_its_image_shape(colour_runs, tfds_dir, tmp_path):
     copy = tmp_path / "workdir"
     shutil.copytree(workdir, copy)
     common = [f"--data_dir={folder}", "--strategy=default", "--batch_size=16",
+              f"--diffaugment={COLOUR_AUGMENTATION}",
               f"--tfds_data_dir={tfds_dir}", f"--workdir={copy}"]
     result = run_cli("dcgan_dist.train", *common, "--max_steps=9")
     assert result.returncode == 0, result.stderr[-3000:]
