@@ -109,7 +109,7 @@ def _generator_layers(upsampling_conv, image_shape, sync_batch_norm, dtype, seed
 
 
 def _generator(upsampling_conv, image_shape, sync_batch_norm, dtype, seed,
-               num_classes=0, conditioning="input"):
+               num_classes=0, conditioning="batchnorm"):
     """The article's generator (num_classes=0), or a conditional one (`conditional`)."""
     if num_classes:
         return _conditional_generator(upsampling_conv, image_shape, sync_batch_norm,
@@ -121,7 +121,8 @@ def _generator(upsampling_conv, image_shape, sync_batch_norm, dtype, seed,
 
 
 def make_generator_model(sync_batch_norm=False, dtype=None, seed=0,
-                         image_shape=IMAGE_SHAPE, num_classes=0, conditioning="input"):
+                         image_shape=IMAGE_SHAPE, num_classes=0,
+                         conditioning="batchnorm"):
     """Noise [N, 100] -> images [N, *image_shape] in [-1, 1] (the article's generator);
     with num_classes, [noise, labels int32 [N]] -> images (see `_conditional_generator`)."""
     def transposed_conv(filters, index, strides, **kwargs):
@@ -135,7 +136,7 @@ def make_generator_model(sync_batch_norm=False, dtype=None, seed=0,
 
 def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0,
                                      image_shape=IMAGE_SHAPE, num_classes=0,
-                                     conditioning="input"):
+                                     conditioning="batchnorm"):
     """The article's generator with each transposed convolution replaced by
     nearest-neighbour upsampling and a convolution (Odena et al. 2016's remedy for
     checkerboard artefacts): the same widths, kernels and layer count, another family
@@ -205,9 +206,10 @@ def _label_input():
 def _conditional_generator(upsampling_conv, image_shape, sync_batch_norm, dtype, seed,
                            num_classes, conditioning):
     """[noise [N, 100], labels int32 [N]] -> images, the article's layers taking the
-    class one of two ways (--conditioning, chosen by measurement: docs/conditional.md):
-    - input: a learned class embedding concatenated to the noise, into the Dense layer;
-    - batchnorm: conditional batch norm, every batch norm's scale and shift per class."""
+    class one of two ways (--conditioning; measured in docs/conditional.md):
+    - batchnorm (the default): conditional batch norm, every batch norm's scale and
+      shift per class;
+    - input: a learned class embedding concatenated to the noise, into the Dense layer."""
     noise, labels = keras.Input((NOISE_DIM,), name="noise"), _label_input()
 
     def class_batch_norm(channels):

@@ -11,9 +11,10 @@ COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 ON_NAN = ("stop", "rollback")
 # --diffaugment: DiffAugment's policies (training/augment.py), comma-separated.
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
-# --conditioning: how a --conditional generator takes its class (models.py): an
-# embedding beside the noise, or class-dependent batch-norm scales and shifts.
-CONDITIONINGS = ("input", "batchnorm")
+# --conditioning: how a --conditional generator takes its class (models.py):
+# class-dependent batch-norm scales and shifts (the default, measured better:
+# docs/conditional.md), or an embedding beside the noise.
+CONDITIONINGS = ("batchnorm", "input")
 GENERATORS = ("dcgan", "resize_conv")  # models.GENERATORS, named without importing Keras
 # --strategy (training/strategies.make_strategy).
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")

@@ -50,10 +50,15 @@ flags.DEFINE_bool("conditional", False, "Class-conditional training: the generat
                   "with its class (a projection discriminator). Needs labelled data (a "
                   "tfds dataset with labels, IDX labels, or class subfolders); generate "
                   "--class then picks classes (docs/usage.md#class-conditional-runs).")
-flags.DEFINE_enum("conditioning", "input", ["input", "batchnorm"],
-                  "With --conditional, how the generator takes the class: a learned "
-                  "class embedding beside the noise (input), or conditional batch norm "
-                  "(batchnorm); measured in docs/conditional.md.")
+flags.DEFINE_enum("conditioning", "batchnorm", ["batchnorm", "input"],
+                  "With --conditional, how the generator takes the class: conditional "
+                  "batch norm, a scale and shift per class in every batch norm "
+                  "(batchnorm), or a learned class embedding beside the noise (input); "
+                  "measured in docs/conditional.md.")
+flags.DEFINE_float("class_loss", None, "With --conditional, the weight of a "
+                   "classification loss on the discriminator's logit of every class: D "
+                   "learns to tell the real images' classes, G to draw images of the class "
+                   "asked for (default: 1; 0: the projection alone; docs/conditional.md).")
 flags.DEFINE_integer("batch_size", None, "Global batch size, over all replicas "
                      "(default: the recipe's).")
 flags.DEFINE_integer("max_steps", 0, "Stop at this global step (0: no limit).")
@@ -122,6 +127,7 @@ def _config_from_flags():
         epochs=FLAGS.epochs, max_steps=FLAGS.max_steps, seed=FLAGS.seed, recipe=FLAGS.recipe,
         generator=FLAGS.generator, diffaugment=FLAGS.diffaugment,
         conditional=FLAGS.conditional, conditioning=FLAGS.conditioning,
+        class_loss=FLAGS.class_loss,
         learning_rate=FLAGS.learning_rate,
         **{name: getattr(FLAGS, name) for name in recipes.FIELDS},
         checkpoint_every_epochs=FLAGS.checkpoint_every_epochs,

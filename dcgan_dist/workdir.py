@@ -89,7 +89,8 @@ _RECORD_TYPES = {
     "channels": _INT, "batch_size": _INT, "g_learning_rate": _NUMBER,
     "d_learning_rate": _NUMBER, "beta1": _NUMBER, "beta2": _NUMBER, "ema_decay": _NUMBER,
     "ema_halflife_images": _NUMBER, "ema_rampup": _NUMBER, "conditional": _BOOL,
-    "conditioning": _TEXT, "num_classes": _INT, "class_names": _TEXTS,
+    "conditioning": _TEXT, "class_loss": _NUMBER, "num_classes": _INT,
+    "class_names": _TEXTS,
 }
 _TYPE_NAMES = {_TEXT: "text", _INT: "number", _NUMBER: "number", _BOOL: "true or false",
                _TEXTS: "list of texts"}

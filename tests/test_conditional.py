@@ -25,8 +25,9 @@ STEPS, SAVE_EVERY = 12, 6  # the shared run's checkpoints: steps 6 and 12
 
 
 def _train_flags(tfds_dir, workdir, max_steps=STEPS):
-    """A conditional fast run (averaged generator) with augmentation, deterministic: 12
-    steps of 16 images, mid-epoch (40 steps per epoch)."""
+    """A conditional fast run (averaged generator, --conditional's defaults: conditional
+    batch norm and the classification loss) with augmentation, deterministic: 12 steps
+    of 16 images, mid-epoch (40 steps per epoch)."""
     return ["--strategy=mirrored", "--cpu_replicas=1", "--dataset=fashion_mnist",
             "--split=train[:640]", "--batch_size=16", f"--tfds_data_dir={tfds_dir}",
             "--conditional", "--recipe=fast", "--diffaugment=translation",
@@ -44,7 +45,8 @@ def conditional_run(fashion_builder, tfds_dir, tmp_path_factory):
 
 def test_the_record_names_the_classes_and_the_grid_has_a_row_each(conditional_run):
     record = layout.read_config(conditional_run)
-    assert record["conditional"] is True and record["conditioning"] == "input"
+    assert record["conditional"] is True and record["conditioning"] == "batchnorm"
+    assert record["class_loss"] == 1.0  # the defaults of --conditional
     assert record["num_classes"] == 10 and record["class_names"] == list(FASHION_CLASSES)
     # 10 rows (one per class) of 8 columns, each tile 28 + 2 pixels, doubled.
     grid = iio.imread(layout.grid_path(conditional_run, step=STEPS))
@@ -64,7 +66,8 @@ def test_a_stopped_conditional_run_resumes_bitwise(conditional_run, tfds_dir, tm
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"at step {SAVE_EVERY}" in resumed.stdout
     expected = checkpoint_values(conditional_run)
-    assert any("embedding" in name for name in expected)  # the class embeddings
+    # The projection's class embedding (10 x 6,272) is among what came back.
+    assert any(np.shape(value) == (10, 6272) for value in expected.values())
     assert_resumed_bitwise(expected, workdir)
 
 
@@ -215,6 +218,16 @@ def test_evaluation_scores_each_class_against_the_classifier(conditional_run,
     # The bar to compare with: the classifier on the 200 real images, per class.
     assert len(line["classifier_class_accuracy"]) == 10
     assert np.mean(line["classifier_class_accuracy"]) > 0.8
+
+
+def test_the_classification_loss_is_on_by_default_and_needs_classes():
+    from dcgan_dist.errors import ConfigError
+    from dcgan_dist.training.config import TrainConfig
+    assert TrainConfig(workdir="w", conditional=True).class_loss == 1.0
+    assert TrainConfig(workdir="w", conditional=True, class_loss=0).class_loss == 0.0
+    assert TrainConfig(workdir="w").class_loss == 0.0
+    with pytest.raises(ConfigError, match="pass --conditional as well"):
+        TrainConfig(workdir="w", class_loss=1.0)
 
 
 def _fake_run(folder, record):

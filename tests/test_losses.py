@@ -53,3 +53,16 @@ def test_shards_average_over_the_global_batch():
     np.testing.assert_allclose(mistaken, 4 * whole, rtol=1e-6)
     assert losses.generator_loss(fake, 16).dtype == tf.float32
     assert losses.generator_loss(tf.cast(fake, tf.bfloat16), 16).dtype == tf.float32
+
+
+def test_class_loss_is_cross_entropy_over_the_global_batch():
+    """--class_loss: softmax cross-entropy of every class's logit, each replica's share
+    divided by the global batch (here 8: two replicas of 4)."""
+    logits = tf.constant([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0], [1.0, 3.0, 0.5],
+                          [-2.0, 1.0, 4.0]])
+    labels = tf.constant([0, 2, 1, 0])
+    expected = 0.0
+    for row, label in zip(logits.numpy(), labels.numpy()):
+        expected -= row[label] - math.log(np.exp(row).sum())
+    np.testing.assert_allclose(losses.class_loss(logits, labels, 8), expected / 8,
+                               rtol=1e-6)

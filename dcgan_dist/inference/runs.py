@@ -28,7 +28,7 @@ def class_names(path):
 
 
 def make_networks(architecture="dcgan", shape=shapes.DEFAULT_SHAPE, num_classes=0,
-                  conditioning="input"):
+                  conditioning="batchnorm"):
     """A float32 generator (of `architecture`) and discriminator of images of `shape`,
     to restore a checkpoint into; with num_classes, the conditional ones.
 
@@ -52,7 +52,7 @@ def networks_of(path):
     record = layout.checkpoint_record(path)
     return make_networks(generator_architecture(path), image_shape(path),
                          len(layout.record_classes(record) or ()),
-                         record.get("conditioning", "input"))
+                         record.get("conditioning", "batchnorm"))
 
 
 def has_averaged_generator(path):

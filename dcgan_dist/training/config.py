@@ -40,6 +40,8 @@ class TrainConfig:
     diffaugment: str = ""                # DiffAugment policy of D's inputs; "": off
     conditional: bool = False            # both networks take the image's class
     conditioning: str = CONDITIONINGS[0]  # how the generator takes it (models.py)
+    class_loss: Optional[float] = None   # its classification loss's weight; None: 1
+                                         # for a conditional run, else 0 (train_step)
     class_names: Optional[tuple] = None  # a conditional run's classes; None: the data's
     dataset: str = DEFAULT_DATASET
     data_dir: Optional[str] = None       # folder of image files or MNIST-format IDX files
@@ -75,6 +77,8 @@ class TrainConfig:
 
     def __post_init__(self):
         self._check_and_fill_recipe()
+        if self.class_loss is None:  # filled once, here (as the recipe's values)
+            object.__setattr__(self, "class_loss", 1.0 if self.conditional else 0.0)
         checks = [
             (self.epochs >= 0, f"--epochs={self.epochs} must be 0 or more."),
             (self.batch_size >= 1, f"--batch_size={self.batch_size} must be at least 1."),
@@ -97,6 +101,10 @@ class TrainConfig:
             (self._policy_ok(), f"--diffaugment={self.diffaugment} is unknown; use a "
              f"comma-separated list of each of {', '.join(DIFFAUGMENT_POLICIES)}, or nothing for "
              "no augmentation."),
+            (self.class_loss >= 0, f"--class_loss={self.class_loss} must be 0 (none) or "
+             "more."),
+            (self.conditional or not self.class_loss, f"--class_loss={self.class_loss} "
+             "weighs a loss on the classes; pass --conditional as well, or drop it."),
             (self.conditioning in CONDITIONINGS, f"--conditioning={self.conditioning} is "
              f"unknown; use one of {', '.join(CONDITIONINGS)}."),
             (self.strategy in STRATEGIES, f"--strategy={self.strategy} is unknown; use "
@@ -234,7 +242,7 @@ class TrainConfig:
     def resume_fields(self):
         fields = {key: getattr(self, key) for key in self.RESUME_KEYS}
         if self.conditional:  # its classes, in order: a label means the same class
-            fields.update(conditioning=self.conditioning,
+            fields.update(conditioning=self.conditioning, class_loss=self.class_loss,
                           class_names=list(self.class_names or ()))
         return fields
 

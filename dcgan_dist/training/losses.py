@@ -30,3 +30,11 @@ def discriminator_loss(real_logits, fake_logits, global_batch_size):
     fake = tf.nn.compute_average_loss(
         _per_example_bce(0.0, fake_logits), global_batch_size=global_batch_size)
     return real + fake
+
+
+def class_loss(class_logits, labels, global_batch_size):
+    """A conditional run's classification loss (--class_loss): softmax cross-entropy of
+    the discriminator's logit of every class [N, classes] against the class `labels`."""
+    per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=tf.cast(class_logits, tf.float32))
+    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)

@@ -151,7 +151,7 @@ def _skip_together(gen_grads, disc_grads):
 
 
 def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
-                     ema_schedule=None, augmentations=()):
+                     ema_schedule=None, augmentations=(), class_loss=0.0):
     """A tf.function `train_steps(iterator, num_steps)` returning mean metrics.
 
     jit_compile: compile each replica's forward and backward pass with XLA. The
@@ -165,6 +165,9 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
     A conditional state (`models.class_count` of its generator) trains on (images,
     labels) batches: D judges each real image with its label, and each generated one
     with the label G was asked for, drawn uniformly per global row (`_fake_labels`).
+    class_loss: with a conditional state, the weight of a classification loss on D's
+    logit of every class (models.class_logits): D's of the real images' labels, G's of
+    the labels it was asked for; 0: none.
     """
     generator, discriminator = state.generator, state.discriminator
     num_classes = models.class_count(generator)
@@ -186,6 +189,14 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
         def conditioned(inputs, labels):  # a conditional network also takes the labels
             return [inputs, labels] if num_classes else inputs
 
+        def judge(images, labels):
+            """D's logits [N, 1]; with the classification loss also every class's
+            [N, classes], from the same pass (its logit of `labels` is the first)."""
+            if not class_loss:
+                return discriminator(conditioned(images, labels), training=True), None
+            every = models.class_logits(discriminator, images, training=True)
+            return tf.gather(every, labels[:, None], batch_dims=1), every
+
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
             fake_images = generator(conditioned(noise, fake_labels), training=True)
             if augmentations:  # seeds of their own, derived from the step's: see augment
@@ -193,13 +204,16 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
                                               _derived_seed(noise_seed, 1))
                 fake_images = augment.augment(fake_images, augmentations,
                                               _derived_seed(noise_seed, 2))
-            real_logits = discriminator(conditioned(real_images, real_labels),
-                                        training=True)
-            fake_logits = discriminator(conditioned(fake_images, fake_labels),
-                                        training=True)
+            real_logits, real_classes = judge(real_images, real_labels)
+            fake_logits, fake_classes = judge(fake_images, fake_labels)
             gen_loss = losses.generator_loss(fake_logits, global_batch_size)
             disc_loss = losses.discriminator_loss(real_logits, fake_logits,
                                                   global_batch_size)
+            if class_loss:  # D learns to classify real images, G to be classified
+                gen_loss += class_loss * losses.class_loss(fake_classes, fake_labels,
+                                                           global_batch_size)
+                disc_loss += class_loss * losses.class_loss(real_classes, real_labels,
+                                                            global_batch_size)
             if loss_scaling:  # fp16: scaled up so small gradients survive float16
                 gen_target = state.generator_optimizer.scale_loss(gen_loss)
                 disc_target = state.discriminator_optimizer.scale_loss(disc_loss)
@@ -318,5 +332,5 @@ def build(config, strategy, images):
     state = create_state(config, strategy)
     train_steps = make_train_steps(state, strategy, config.batch_size, config.jit_compile,
                                    functools.partial(ema.decay, config),
-                                   config.augmentations)
+                                   config.augmentations, config.class_loss)
     return Built(config, strategy, state, train_steps, *images)
