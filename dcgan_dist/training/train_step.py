@@ -173,6 +173,9 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
     num_classes = models.class_count(generator)
     if state.generator_ema is not None and ema_schedule is None:
         raise ValueError("the state averages its generator: pass ema_schedule")
+    if class_loss and not num_classes:
+        raise ValueError("class_loss weighs a loss on the classes: the state's networks "
+                         "must be conditional")
     loss_scaling = isinstance(state.generator_optimizer,
                               keras.optimizers.LossScaleOptimizer)
 
@@ -190,8 +193,8 @@ def make_train_steps(state, strategy, global_batch_size, jit_compile=False,
             return [inputs, labels] if num_classes else inputs
 
         def judge(images, labels):
-            """D's logits [N, 1]; with the classification loss also every class's
-            [N, classes], from the same pass (its logit of `labels` is the first)."""
+            """D's logits [N, 1] of `images` as `labels`; with the classification loss
+            also those of every class, [N, classes], from the same pass."""
             if not class_loss:
                 return discriminator(conditioned(images, labels), training=True), None
             every = models.class_logits(discriminator, images, training=True)
