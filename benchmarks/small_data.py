@@ -20,8 +20,8 @@ gets worse with time, and the best point is what early stopping would keep.
 Beside them, the FID of the training images themselves (repeated to --eval_samples):
 what a generator that memorised them would score.
 
-Runs already in OUT_DIR are read back, not trained again. Writes OUT_DIR/small_data.json
-and OUT_DIR/small_data.png (one panel per dataset, one colour per setting).
+Runs already in OUT_DIR are read back, not trained again. Writes OUT_DIR/REPORT.json
+and OUT_DIR/REPORT.png (one panel per dataset, one colour per setting).
 """
 
 import os
@@ -52,6 +52,8 @@ flags.DEFINE_integer("eval_samples", 10000, "Generated images per evaluation (an
 flags.DEFINE_integer("batch_size", None, "Global batch (default: the fast recipe's).")
 cli.define_data_flags(dataset="fashion_mnist", what="The grey runs': ")
 flags.DEFINE_string("out_dir", "runs/small_data", "Workdirs, logs and results.")
+flags.DEFINE_string("report", "small_data", "The results' name: OUT_DIR/REPORT.json and "
+                    ".png (one per budget, when datasets get different ones).")
 
 
 def _settings():
@@ -201,8 +203,8 @@ def main(argv):
         "sizes", "colour_dir", "colour_size", "policy", "seeds", "train_minutes",
         "eval_every_images", "eval_samples", "batch_size", "dataset")},
         "summary": summary, "runs": runs}
-    results.write_json(os.path.join(FLAGS.out_dir, "small_data.json"), report)
-    _plot(runs, os.path.join(FLAGS.out_dir, "small_data.png"))
+    results.write_json(os.path.join(FLAGS.out_dir, f"{FLAGS.report}.json"), report)
+    _plot(runs, os.path.join(FLAGS.out_dir, f"{FLAGS.report}.png"))
     for dataset, row in summary.items():
         parts = [f"{setting}: best FID {row[setting]['best_fid']['median']:.2f} "
                  f"({row[setting]['best_fid']['min']:.2f}-"
