@@ -22,7 +22,8 @@ from the models' layers (flops.py), against this CPU's matrix-multiply peak in f
 bf16 (matmul_peak.py, its own process).
 
 With `--variants`, the package's loop again with each named option on
-(`diffaugment`: --diffaugment=color,translation,cutout), alternated with the others:
+(`diffaugment`: --diffaugment=color,translation,cutout; `conditional`: --conditional,
+on the data's labels), alternated with the others:
 each variant's images/s and its cost against the plain package loop of the same run.
 
 Then the package alone in colour, at each of `--colour_sizes` (32x32x3 and 64x64x3) on
@@ -69,13 +70,15 @@ flags.DEFINE_list("colour_sizes", ["32", "64"], "Also time the package in colour
 flags.DEFINE_string("colour_dir", None, "Folder of colour images for those loops "
                     "(default: the oxygen icons, written to a temporary folder).")
 flags.DEFINE_list("variants", [], "Also time the package's loop with each of these on: "
-                  "diffaugment (every policy).")
+                  "diffaugment (every policy), conditional (the default conditioning).")
 flags.DEFINE_enum("child", None, ["package"], "Internal: run one loop and print its JSON.")
 flags.DEFINE_string("diffaugment", "", "Internal: the package loop's --diffaugment.")
+flags.DEFINE_bool("conditional", False, "Internal: the package loop's --conditional.")
 flags.DEFINE_integer("image_size", None, "Internal: the package loop's image size.")
 
 # --variants: the package loop's extra flags for each.
-VARIANTS = {"diffaugment": ["--diffaugment=color,translation,cutout"]}
+VARIANTS = {"diffaugment": ["--diffaugment=color,translation,cutout"],
+            "conditional": ["--conditional"]}
 ARTICLE_EPOCH_SECONDS = 600  # "each epoch takes approximately 10 minutes"
 EPOCH_IMAGES = 60000
 
@@ -101,11 +104,14 @@ def _package_loop(steps, rounds):
         jit_compile=jit_compile, steps_per_loop=cli.steps_per_loop(FLAGS.steps_per_loop),
         # XLA cannot compile synchronized batch norm (settings.py).
         sync_batch_norm=False if jit_compile else None, progress_bar=False,
-        diffaugment=FLAGS.diffaugment)
+        diffaugment=FLAGS.diffaugment, conditional=FLAGS.conditional)
     strategy = strategies.make_strategy(config.strategy, config.cpu_replicas, config.tpu)
-    config, choices = settings.resolve(config, strategy, image_shape=data.image_shape)
+    config, choices = settings.resolve(
+        config, strategy, image_shape=data.image_shape,
+        class_names=sources.class_names(data.builder, FLAGS.dataset,
+                                        FLAGS.colour_dir if colour else None))
     built = train_step.build(config, strategy, pipeline.tfds_images(
-        data.builder, "train", data.image_shape))
+        data.builder, "train", data.image_shape, labels=config.conditional))
     iterator, per_call = built.iterator(), config.steps_per_loop
 
     def run_steps(n):
@@ -118,6 +124,7 @@ def _package_loop(steps, rounds):
     result.update(loop="package", choices=choices, precision=config.precision,
                   jit_compile=config.jit_compile, steps_per_loop=per_call,
                   generator_averaging=config.ema, diffaugment=config.diffaugment,
+                  conditional=config.conditional,
                   replicas=strategy.num_replicas_in_sync,
                   image_shape=list(data.image_shape),
                   flops_per_image=flops.train_step_flops(built.state.generator,
