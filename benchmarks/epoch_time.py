@@ -23,7 +23,8 @@ bf16 (matmul_peak.py, its own process).
 
 With `--variants`, the package's loop again with each named option on
 (`diffaugment`: --diffaugment=color,translation,cutout; `conditional`: --conditional,
-on the data's labels), alternated with the others:
+on the data's labels; `conditional_input`: with --conditioning=input), alternated with
+the others:
 each variant's images/s and its cost against the plain package loop of the same run.
 
 Then the package alone in colour, at each of `--colour_sizes` (32x32x3 and 64x64x3) on
@@ -70,15 +71,18 @@ flags.DEFINE_list("colour_sizes", ["32", "64"], "Also time the package in colour
 flags.DEFINE_string("colour_dir", None, "Folder of colour images for those loops "
                     "(default: the oxygen icons, written to a temporary folder).")
 flags.DEFINE_list("variants", [], "Also time the package's loop with each of these on: "
-                  "diffaugment (every policy), conditional (the default conditioning).")
+                  "diffaugment (every policy), conditional (the default conditioning), "
+                  "conditional_input (--conditioning=input).")
 flags.DEFINE_enum("child", None, ["package"], "Internal: run one loop and print its JSON.")
 flags.DEFINE_string("diffaugment", "", "Internal: the package loop's --diffaugment.")
 flags.DEFINE_bool("conditional", False, "Internal: the package loop's --conditional.")
+flags.DEFINE_string("conditioning", "batchnorm", "Internal: its --conditioning.")
 flags.DEFINE_integer("image_size", None, "Internal: the package loop's image size.")
 
 # --variants: the package loop's extra flags for each.
 VARIANTS = {"diffaugment": ["--diffaugment=color,translation,cutout"],
-            "conditional": ["--conditional"]}
+            "conditional": ["--conditional"],
+            "conditional_input": ["--conditional", "--conditioning=input"]}
 ARTICLE_EPOCH_SECONDS = 600  # "each epoch takes approximately 10 minutes"
 EPOCH_IMAGES = 60000
 
@@ -104,7 +108,8 @@ def _package_loop(steps, rounds):
         jit_compile=jit_compile, steps_per_loop=cli.steps_per_loop(FLAGS.steps_per_loop),
         # XLA cannot compile synchronized batch norm (settings.py).
         sync_batch_norm=False if jit_compile else None, progress_bar=False,
-        diffaugment=FLAGS.diffaugment, conditional=FLAGS.conditional)
+        diffaugment=FLAGS.diffaugment, conditional=FLAGS.conditional,
+        conditioning=FLAGS.conditioning)
     strategy = strategies.make_strategy(config.strategy, config.cpu_replicas, config.tpu)
     config, choices = settings.resolve(
         config, strategy, image_shape=data.image_shape,

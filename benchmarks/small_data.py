@@ -3,9 +3,10 @@ images of Fashion-MNIST and on a folder of colour images, same seeds and the sam
 training time for every setting.
 
     python benchmarks/colour_images.py --out=runs/icons       # the oxygen icons
-    python benchmarks/small_data.py --sizes=600,6000 --colour_dir=runs/icons \
-        --seeds=3 --train_minutes=3 --out_dir=runs/small_data
-    python benchmarks/small_data.py --sizes=60000 --seeds=1 --out_dir=runs/small_data
+    python benchmarks/small_data.py --sizes=600 --colour_dir=runs/icons --seeds=3 \
+        --train_minutes=4 --report=small_data_4min
+    python benchmarks/small_data.py --sizes=6000,60000 --seeds=1 --train_minutes=3 \
+        --report=small_data_3min
 
 Each run is a real `python -m dcgan_dist.train --recipe=fast` process on
 `--split=train[:N]` (or the colour folder at --colour_size, 3 channels), evaluated every
