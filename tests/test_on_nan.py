@@ -15,7 +15,6 @@ import pytest
 import tensorflow as tf
 
 from conftest import checkpoint_values, mirrored, run_cli
-from dcgan_dist.inference import runs
 from dcgan_dist.training import trainer, train_step
 from dcgan_dist import workdir as layout
 from dcgan_dist.errors import NonFiniteError
