@@ -117,6 +117,20 @@ def _stop_on_sigterm(signum, frame):
                     f"{_NOTHING_HALF_WRITTEN}.")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, as `run`'s own SIGINT handler raises it.
+
+    Not Python's plain KeyboardInterrupt on purpose: when that exact type passes out of
+    code run through PyRun_String (pybind11's eval, which TensorFlow and optree call while
+    importing and loading), CPython marks the process, and under `python -m` it ends it
+    with SIGINT after finalising, even though the exception was caught here and status 130
+    asked for. It checks the exact type, so a subclass keeps 130."""
+
+
+def _interrupt(signum, frame):
+    raise Interrupted
+
+
 def run(body, positional=False):
     """Parses the flags and runs `body`, turning a UserError into its exit status, and
     SIGTERM and Ctrl-C at any time into 75 and 130 with one line."""
@@ -125,6 +139,8 @@ def run(body, positional=False):
         if not positional and len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; all options are --flags.", USAGE_STATUS)
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored
+            signal.signal(signal.SIGINT, _interrupt)
         try:
             body(argv[1:]) if positional else body()
         except UserError as e:

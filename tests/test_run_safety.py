@@ -182,6 +182,42 @@ def test_a_signal_during_start_up_exits_with_its_status(tfds_dir, tmp_path, sign
     assert not workdir.exists()
 
 
+# A command whose Ctrl-C lands inside code run by PyRun_String, as TensorFlow's and
+# optree's pybind11 eval run it while importing: CI saw -2 instead of 130 there.
+_INTERRUPTED_IN_EVAL = """
+import ctypes
+from dcgan_dist import cli
+
+def body():
+    run = ctypes.pythonapi.PyRun_String
+    run.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+    run.restype = ctypes.py_object
+    print("ready", flush=True)
+    run(b"import time\\nwhile True: time.sleep(0.01)\\n", 257, {}, {})  # Py_file_input
+
+cli.run(body)
+"""
+
+
+def test_ctrl_c_inside_evaluated_code_still_exits_130(tmp_path):
+    """CPython ends a `python -m` process with SIGINT after finalising when a plain
+    KeyboardInterrupt passed out of PyRun_String, even one caught and turned into
+    sys.exit(130); cli.run raises its own subclass, which it lets be."""
+    (tmp_path / "interrupted_in_eval.py").write_text(_INTERRUPTED_IN_EVAL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "interrupted_in_eval"], cwd=tmp_path, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+             os.environ.get("PYTHONPATH", "")])})
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "nothing was half written" in _one_line(stderr, "stopped:")
+
+
 def test_the_gif_leaves_out_a_damaged_grid_and_names_it(tmp_path, capsys):
     """A grid cut short by a kill used to fail every later run at the GIF."""
     for epoch in (1, 2, 3):
