@@ -134,26 +134,79 @@ def make_generator_model(sync_batch_norm=False, dtype=None, seed=0,
                       num_classes, conditioning)
 
 
-def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0,
-                                     image_shape=IMAGE_SHAPE, num_classes=0,
-                                     conditioning="batchnorm"):
-    """The article's generator with each transposed convolution replaced by
-    nearest-neighbour upsampling and a convolution (Odena et al. 2016's remedy for
-    checkerboard artefacts): the same widths, kernels and layer count, another family
-    of upsampling artefacts. `--generator=resize_conv`; the forensics protocol's
-    generator that no detector saw in training."""
-    def resize_conv(filters, index, strides, **kwargs):
-        upsample = ([layers.UpSampling2D(strides, interpolation="nearest", dtype=dtype)]
+def _upsample_then_conv(interpolation, sync_batch_norm, dtype, seed, image_shape,
+                        num_classes, conditioning):
+    """The article's generator with each transposed convolution replaced by upsampling
+    (`interpolation`: nearest or bilinear) and a convolution of the same width and
+    kernel."""
+    def upsample_conv(filters, index, strides, **kwargs):
+        upsample = ([layers.UpSampling2D(strides, interpolation=interpolation, dtype=dtype)]
                     if strides > 1 else [])
         return upsample + [layers.Conv2D(filters, 5, padding="same", use_bias=False,
                                          kernel_initializer=_glorot(seed, index),
                                          dtype=dtype, **kwargs)]
 
-    return _generator(resize_conv, image_shape, sync_batch_norm, dtype, seed, num_classes,
+    return _generator(upsample_conv, image_shape, sync_batch_norm, dtype, seed, num_classes,
                       conditioning)
 
 
-GENERATORS = {"dcgan": make_generator_model, "resize_conv": make_resize_conv_generator_model}
+def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0,
+                                     image_shape=IMAGE_SHAPE, num_classes=0,
+                                     conditioning="batchnorm"):
+    """Nearest-neighbour upsampling then a convolution in place of each transposed
+    convolution (Odena et al. 2016's remedy for checkerboard artefacts): the same
+    widths, kernels and layer count, another family of upsampling artefacts.
+    `--generator=resize_conv`; a held-out family of the forensics protocol."""
+    return _upsample_then_conv("nearest", sync_batch_norm, dtype, seed, image_shape,
+                               num_classes, conditioning)
+
+
+def make_bilinear_generator_model(sync_batch_norm=False, dtype=None, seed=0,
+                                  image_shape=IMAGE_SHAPE, num_classes=0,
+                                  conditioning="batchnorm"):
+    """As resize_conv with bilinear upsampling (StyleGAN's and most later generators'
+    smooth upsampling): `--generator=bilinear`, a held-out family of the forensics
+    protocol."""
+    return _upsample_then_conv("bilinear", sync_batch_norm, dtype, seed, image_shape,
+                               num_classes, conditioning)
+
+
+@keras.saving.register_keras_serializable(package="dcgan_dist")
+class DepthToSpace(layers.Layer):
+    """[N, H, W, C * s * s] -> [N, H * s, W * s, C] (tf.nn.depth_to_space)."""
+
+    def __init__(self, block_size, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = block_size
+
+    def call(self, inputs):
+        return tf.nn.depth_to_space(inputs, self.block_size)
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+def make_subpixel_generator_model(sync_batch_norm=False, dtype=None, seed=0,
+                                  image_shape=IMAGE_SHAPE, num_classes=0,
+                                  conditioning="batchnorm"):
+    """Sub-pixel convolution (Shi et al. 2016) in place of each transposed convolution:
+    a convolution to s*s times the channels, rearranged into an s-times larger image
+    (depth-to-space). `--generator=subpixel`, a held-out family of the forensics
+    protocol. The activation (tanh on the last) follows the rearrangement."""
+    def subpixel_conv(filters, index, strides, activation=None):
+        return [layers.Conv2D(filters * strides * strides, 5, padding="same",
+                              use_bias=False, kernel_initializer=_glorot(seed, index),
+                              dtype=dtype),
+                *([DepthToSpace(strides, dtype=dtype)] if strides > 1 else []),
+                *([layers.Activation(activation, dtype=dtype)] if activation else [])]
+
+    return _generator(subpixel_conv, image_shape, sync_batch_norm, dtype, seed, num_classes,
+                      conditioning)
+
+
+GENERATORS = {"dcgan": make_generator_model, "resize_conv": make_resize_conv_generator_model,
+              "bilinear": make_bilinear_generator_model,
+              "subpixel": make_subpixel_generator_model}
 
 
 def make_generator(name="dcgan", **kwargs):

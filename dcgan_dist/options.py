@@ -15,7 +15,7 @@ DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 # class-dependent batch-norm scales and shifts (the default, measured better:
 # docs/conditional.md), or an embedding beside the noise.
 CONDITIONINGS = ("batchnorm", "input")
-GENERATORS = ("dcgan", "resize_conv")  # models.GENERATORS, named without importing Keras
+GENERATORS = ("dcgan", "resize_conv", "bilinear", "subpixel")  # models.GENERATORS, named without importing Keras
 # --strategy (training/strategies.make_strategy).
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 # --dataset when neither it nor --data_dir is given, and what a run recorded before the

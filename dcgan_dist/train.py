@@ -20,6 +20,7 @@ Every flag: --helpfull, or docs/flags.md. Exit statuses: dcgan_dist/errors.py.
 from absl import flags
 
 from dcgan_dist import cli  # first: it quiets TensorFlow's C++ log before TF loads
+from dcgan_dist.options import GENERATORS  # noqa: E402
 
 FLAGS = flags.FLAGS
 cli.define_strategy_flags()
@@ -37,9 +38,10 @@ flags.DEFINE_enum("recipe", "article", ["article", "fast"],
                   "no averaging) or fast (Adam 2e-4, beta1 0.5, batch 64, an averaged "
                   "generator). The flags below override single values; see "
                   "training/recipes.py.")
-flags.DEFINE_enum("generator", "dcgan", ["dcgan", "resize_conv"],
-                  "Generator architecture: the article's transposed convolutions, or "
-                  "nearest-neighbour upsampling then convolution (resize_conv).")
+flags.DEFINE_enum("generator", "dcgan", list(GENERATORS),
+                  "Generator architecture: the article's transposed convolutions, "
+                  "nearest-neighbour or bilinear upsampling then convolution (resize_conv, "
+                  "bilinear), or sub-pixel convolution (subpixel, depth-to-space).")
 flags.DEFINE_string("diffaugment", "", "Differentiable augmentation of every image the "
                     "discriminator sees, real and generated (DiffAugment): a "
                     "comma-separated list of color, translation, cutout; empty: off. For "

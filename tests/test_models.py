@@ -24,10 +24,11 @@ SCALED = [((28, 28, 1), 2_330_944, 212_865, [12544, 128, 64, 1]),
 @pytest.mark.parametrize("shape, g_params, d_params, widths", SCALED,
                          ids=["x".join(map(str, case[0])) for case in SCALED])
 def test_networks_follow_the_image_shape(shape, g_params, d_params, widths):
-    for make in models.GENERATORS.values():  # resize_conv: the same widths and counts
+    for name, make in models.GENERATORS.items():
         generator = make(image_shape=shape)
-        assert generator.count_params() == g_params
-        assert generator.output_shape == (None, *shape)
+        if name != "subpixel":  # its convolutions draw s*s times the channels
+            assert generator.count_params() == g_params, name
+        assert generator.output_shape == (None, *shape), name
     discriminator = models.make_discriminator_model(image_shape=shape)
     assert discriminator.count_params() == d_params
     assert discriminator.input_shape == (None, *shape)
@@ -38,6 +39,30 @@ def test_networks_follow_the_image_shape(shape, g_params, d_params, widths):
                     if isinstance(layer, tf.keras.layers.Conv2D)]
     assert [(c.filters, c.strides) for c in convolutions] == [
         (64 * 2 ** i, (2, 2)) for i in range(len(widths) - 2)]
+
+
+@pytest.mark.parametrize("name", ["dcgan", "resize_conv", "bilinear", "subpixel"])
+def test_each_generator_family_draws_in_range_and_trains(name):
+    """Every --generator (options.GENERATORS names them for the CLI) makes images in
+    [-1, 1] from its own upsampling, and its every weight gets a gradient."""
+    from dcgan_dist import options
+    assert tuple(models.GENERATORS) == options.GENERATORS
+    generator = models.make_generator(name, seed=3)
+    noise = tf.random.stateless_normal([4, models.NOISE_DIM], seed=[1, 2])
+    with tf.GradientTape() as tape:
+        images = generator(noise, training=True)
+        loss = tf.reduce_mean(tf.square(images))
+    grads = tape.gradient(loss, generator.trainable_variables)
+    assert images.shape == (4, 28, 28, 1)
+    assert float(tf.reduce_max(tf.abs(images))) <= 1.0
+    assert all(g is not None and float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads)
+    kinds = {type(layer).__name__ for layer in generator.layers}
+    assert {"dcgan": "Conv2DTranspose", "resize_conv": "UpSampling2D",
+            "bilinear": "UpSampling2D", "subpixel": "DepthToSpace"}[name] in kinds
+    if name == "subpixel":  # depth-to-space: output pixel (2i+a, 2j+b) is channel 2a+b
+        x = tf.reshape(tf.range(16.0), [1, 2, 2, 4])
+        y = models.DepthToSpace(2)(x).numpy()[0, :, :, 0]
+        assert y[0, 1] == 1 and y[1, 0] == 2 and y[1, 1] == 3 and y[0, 2] == 4
 
 
 @pytest.mark.parametrize("size", [16, 30, 48 * 3, 1024])

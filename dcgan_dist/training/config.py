@@ -36,7 +36,7 @@ class TrainConfig:
     tpu: str = ""                        # TPU name or address for strategy "tpu"
     deterministic: bool = False          # TensorFlow op determinism, process-wide
     recipe: str = recipes.ARTICLE
-    generator: str = "dcgan"             # architecture: dcgan (the article's), resize_conv
+    generator: str = "dcgan"             # options.GENERATORS: dcgan (the article's), ...
     diffaugment: str = ""                # DiffAugment policy of D's inputs; "": off
     conditional: bool = False            # both networks take the image's class
     conditioning: str = CONDITIONINGS[0]  # how the generator takes it (models.py)
