@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from conftest import COLOUR_STEPS, assert_export_scores_as_checkpoint, run_cli
 from dcgan_dist.data import sources, splits
-from dcgan_dist.forensics import detectors, training
+from dcgan_dist.forensics import detectors, perturbations, training
+from dcgan_dist.forensics.config import ARCHITECTURES, AUGMENTATIONS, PERTURBATIONS
 
 COLOUR_SIZE = 32
 
@@ -109,7 +110,7 @@ def test_shapes_that_differ_are_refused(colour_runs, tfds_dir, tmp_path):
 def test_detectors_and_augmentations_take_any_shape(shape):
     images = np.random.default_rng(0).integers(0, 256, [3, *shape]).astype(np.uint8)
     scaled = images.astype(np.float32) / 127.5 - 1.0
-    for architecture in ("cnn", "spectral", "spectral_residual"):
+    for architecture in ARCHITECTURES:
         logits = detectors.make_detector(architecture, 0, shape)(scaled, training=False)
         assert logits.shape == (3, 1)
     # One spectrum per channel, side by side (each channel's the grey image's).
@@ -117,12 +118,12 @@ def test_detectors_and_augmentations_take_any_shape(shape):
     per_channel = [detectors._log_spectrum(tf.constant(scaled[..., c:c + 1])).numpy()
                    for c in range(shape[-1])]
     np.testing.assert_array_equal(spectra, np.concatenate(per_channel, axis=1))
-    for name, strength in (("blur", 1.0), ("jpeg", 75), ("noise", 5.0), ("resize", 17)):
-        out = detectors.perturb(tf.constant(images[0]), name, strength)
+    for name in PERTURBATIONS:
+        out = perturbations.named(tf.constant(images[0]), name)
         assert out.shape == shape and out.dtype == tf.uint8, name
     augmented = tf.data.Dataset.from_tensor_slices(images).map(
-        lambda x: detectors.augment(x, detectors.AUGMENTATIONS, probability=1.0))
+        lambda x: perturbations.augment(x, AUGMENTATIONS, probability=1.0))
     assert all(x.shape == shape for x in augmented.as_numpy_iterator())
     # The resize range is 28 px's (14..26) scaled with the image.
-    low, high = detectors._range("resize", shape[0])
+    low, high = perturbations._range("resize", shape[0])
     assert (low, high) == {28: (14, 27), 32: (16, 31), 64: (32, 62)}[shape[0]]

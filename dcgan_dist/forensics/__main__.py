@@ -37,7 +37,8 @@ from absl import flags
 from dcgan_dist import cli, files, shapes
 from dcgan_dist.errors import ConfigError
 from dcgan_dist.options import DEFAULT_DATASET
-from dcgan_dist.forensics.config import (ARCHITECTURES, DetectorConfig, claim_out_dir,
+from dcgan_dist.forensics.config import (ARCHITECTURES, DEFAULT_PERTURBATIONS,
+                                         PERTURBATIONS, DetectorConfig, claim_out_dir,
                                          run_flags)
 
 FLAGS = flags.FLAGS
@@ -50,7 +51,8 @@ flags.DEFINE_enum("detector", _DEFAULT.architecture, list(ARCHITECTURES),
                   "train: the detector (see detectors.py); spectral_residual measured best "
                   "on generators it never saw.")
 flags.DEFINE_list("augment", list(_DEFAULT.augment), "train: augmentations, each applied "
-                  "to half the images: blur, jpeg, noise, resize (--augment= for none).")
+                  "to half the images: blur, jpeg, noise, resize, chain (down-up, then JPEG "
+                  "twice; --augment= for none).")
 flags.DEFINE_integer("epochs", _DEFAULT.epochs, "train: epochs.")
 flags.DEFINE_enum("lr_schedule", _DEFAULT.lr_schedule, ["constant", "cosine"], "train: the "
                   "learning rate held, or decayed to 0 along a cosine over the epochs.")
@@ -63,8 +65,9 @@ flags.DEFINE_string("out_dir", None, "train: the detector's folder (a new one)."
 flags.DEFINE_string("export_dir", None, "train: also export the detector SavedModel here.")
 flags.DEFINE_list("detectors", [], "evaluate: --out_dir folders of trained detectors.")
 flags.DEFINE_list("sets", [], "evaluate: held-out sets, NAME=ENTRY|ENTRY...")
-flags.DEFINE_list("perturbations", ["none", "jpeg75", "blur1", "noise5"],
-                  "evaluate: perturbations of real and fake test images.")
+flags.DEFINE_list("perturbations", list(DEFAULT_PERTURBATIONS),
+                  "evaluate: perturbations of real and fake test images, of "
+                  f"{', '.join(PERTURBATIONS)} (forensics/perturbations.py).")
 flags.DEFINE_integer("num_real", 10000, "evaluate: real test images.")
 flags.DEFINE_bool("discriminator", True, "evaluate: also score each generator with its "
                   "checkpoint's discriminator.")
@@ -168,10 +171,10 @@ def _evaluate():
     from dcgan_dist.forensics import pool, protocol, training
     if not FLAGS.detectors and not FLAGS.discriminator:
         raise ConfigError("nothing to score: pass --detectors or leave --discriminator on.")
-    unknown = set(FLAGS.perturbations) - set(protocol.PERTURBATIONS)
+    unknown = set(FLAGS.perturbations) - set(PERTURBATIONS)
     if unknown:
         raise ConfigError(f"--perturbations={','.join(sorted(unknown))} is unknown; use "
-                          f"{', '.join(protocol.PERTURBATIONS)}.")
+                          f"{', '.join(PERTURBATIONS)}.")
     if not FLAGS.sets:
         raise ConfigError("--sets names no held-out set; pass NAME=WORKDIR[@...], e.g. "
                           "--sets=other_seed=runs/seed1.")

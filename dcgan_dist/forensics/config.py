@@ -12,9 +12,25 @@ import os
 from dcgan_dist import files
 from dcgan_dist.errors import ConfigError
 
-ARCHITECTURES = ("cnn", "spectral", "spectral_residual")  # detectors.make_detector
-AUGMENTATIONS = ("blur", "jpeg", "noise", "resize")       # detectors.augment
+ARCHITECTURES = ("cnn", "spectral", "spectral_residual", "npr",  # detectors.make_detector
+                 "npr_spectral")
+AUGMENTATIONS = ("blur", "jpeg", "noise", "resize", "chain")  # perturbations.augment
 LR_SCHEDULES = ("constant", "cosine")
+
+# The held-out protocol's perturbations: name -> the steps applied in order, each
+# (kind, strength) of perturbations.perturb. "chain" is what sharing does to an image (a smaller
+# copy enlarged again, then re-encoded twice); "downup0.5" alone is its first step.
+PERTURBATIONS = {
+    "none": (),
+    "blur0.5": (("blur", 0.5),), "blur1": (("blur", 1.0),), "blur2": (("blur", 2.0),),
+    "downup0.5": (("downup", 0.5),),
+    "jpeg50": (("jpeg", 50),), "jpeg75": (("jpeg", 75),), "jpeg90": (("jpeg", 90),),
+    "noise5": (("noise", 5.0),),
+    "chain": (("downup", 0.5), ("jpeg", 75), ("jpeg", 90)),
+}
+# What `forensics evaluate` reports unless asked otherwise (docs/forensics.md).
+DEFAULT_PERTURBATIONS = ("none", "blur0.5", "blur1", "blur2", "downup0.5", "jpeg50",
+                         "jpeg90", "chain")
 
 
 @dataclasses.dataclass(frozen=True)

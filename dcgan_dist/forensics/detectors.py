@@ -18,6 +18,13 @@ discriminator's signature.
 - `spectral_residual`: the same spectrum, beside the spectrum of the image's high-pass
   residual (the image minus a 3x3 blur, so garments weigh less than the upsampling's
   texture); a wider MLP with dropout.
+- `npr`: neighbouring pixel relationships (Tan et al., CVPR 2024): the image minus its
+  2x2 nearest-neighbour down-and-up copy, which is zero wherever a 2x2 block is flat and
+  holds what upsampling wrote between neighbours, into a small CNN whose features are
+  averaged over the image (what it reads is where, not what, the image draws).
+- `npr_spectral`: both inputs, the `spectral_residual` branch beside the `npr` one.
+
+The perturbations they train with are perturbations.py's.
 """
 
 import keras
@@ -25,7 +32,8 @@ import tensorflow as tf
 from keras import layers
 
 from dcgan_dist import shapes
-from dcgan_dist.forensics.config import ARCHITECTURES, AUGMENTATIONS
+from dcgan_dist.forensics import perturbations
+from dcgan_dist.forensics.config import ARCHITECTURES
 
 
 @keras.saving.register_keras_serializable(package="dcgan_dist")
@@ -47,18 +55,8 @@ class ResidualFeatures(layers.Layer):
         x = tf.cast(images, tf.float32)
         blur = tf.constant([1.0, 2.0, 1.0]) / 4.0
         padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
-        residual = x - _per_channel_conv(padded, blur[:, None] * blur[None, :])
+        residual = x - perturbations.per_channel_conv(padded, blur[:, None] * blur[None, :])
         return tf.concat([_log_spectrum(x), _log_spectrum(residual)], axis=1)
-
-
-def _per_channel_conv(padded, kernel):
-    """Each channel of [N, H, W, C] convolved ("VALID") with the 2-D `kernel` alone."""
-    channels = padded.shape[-1]
-    kernel = kernel[:, :, None, None]
-    if channels == 1:  # the article's images: the op the detectors always used
-        return tf.nn.conv2d(padded, kernel, strides=1, padding="VALID")
-    return tf.nn.depthwise_conv2d(padded, tf.tile(kernel, [1, 1, channels, 1]),
-                                  strides=[1, 1, 1, 1], padding="VALID")
 
 
 def _log_spectrum(images):
@@ -96,6 +94,8 @@ def make_detector(architecture, seed=0, image_shape=shapes.DEFAULT_SHAPE):
                 layers.Dense(256, activation="relu", kernel_initializer=init(0)),
                 layers.Dropout(0.3, seed=seed),
                 layers.Dense(64, activation="relu", kernel_initializer=init(1))]
+    elif architecture in ("npr", "npr_spectral"):
+        return _npr_detector(architecture, init, seed, image_shape)
     else:
         raise ValueError(f"unknown detector {architecture!r}; use one of {ARCHITECTURES}")
     return keras.Sequential([keras.Input(tuple(image_shape)), *body,
@@ -103,68 +103,35 @@ def make_detector(architecture, seed=0, image_shape=shapes.DEFAULT_SHAPE):
                             name=f"{architecture}_detector")
 
 
-def _gaussian_blur(image, sigma):
-    """uint8-valued float [H, W, C] blurred by a 5x5 Gaussian of `sigma` pixels, each
-    channel on its own."""
-    x = tf.range(-2.0, 3.0)
-    kernel_1d = tf.exp(-0.5 * tf.square(x / sigma))
-    kernel_1d /= tf.reduce_sum(kernel_1d)
-    padded = tf.pad(image[None], [[0, 0], [2, 2], [2, 2], [0, 0]], mode="SYMMETRIC")
-    return _per_channel_conv(padded, kernel_1d[:, None] * kernel_1d[None, :])[0]
+def _npr_detector(architecture, init, seed, image_shape):
+    """`npr`, or `npr_spectral` (the spectral_residual branch beside it), as one model."""
+    images = keras.Input(tuple(image_shape))
+    # Stride-1 layers first, so each sees the 2x2 grid's phases before any pooling.
+    x = NeighbourResidual()(images)
+    for index, (filters, strides) in enumerate([(32, 1), (32, 1), (64, 2), (64, 1)]):
+        x = layers.Conv2D(filters, 3, strides=strides, padding="same",
+                          kernel_initializer=init(index))(x)
+        x = layers.LeakyReLU(0.2)(x)
+    features = [layers.GlobalAveragePooling2D()(x)]
+    if architecture == "npr_spectral":
+        y = ResidualFeatures()(images)
+        y = layers.BatchNormalization()(y)
+        y = layers.Dense(256, activation="relu", kernel_initializer=init(5))(y)
+        y = layers.Dropout(0.3, seed=seed)(y)
+        features.append(layers.Dense(64, activation="relu", kernel_initializer=init(6))(y))
+    x = features[0] if len(features) == 1 else layers.Concatenate()(features)
+    logits = layers.Dense(1, kernel_initializer=init(9))(x)
+    return keras.Model(images, logits, name=f"{architecture}_detector")
 
 
-def perturb(image, name, strength):
-    """One perturbation of a uint8 [H, W, C] image (C: 1 or 3), quantized back to uint8.
+@keras.saving.register_keras_serializable(package="dcgan_dist")
+class NeighbourResidual(layers.Layer):
+    """[N, H, W, C] -> the image minus its 2x2 nearest-neighbour down-and-up copy (each
+    pixel minus the top-left pixel of its 2x2 block), scaled to unit-ish range; zero at
+    every block's top-left pixel. H and W even (every supported size is)."""
 
-    blur: Gaussian sigma `strength` px; jpeg: re-encoded at quality `strength`; noise:
-    Gaussian of std `strength` grey levels (each channel its own draw); resize: down to
-    `strength` px square, back up to H x W (images are square, see shapes.py).
-    """
-    if name == "jpeg":
-        # The codec's output has no static shape; the detectors' dense layers need one.
-        return tf.ensure_shape(
-            tf.image.adjust_jpeg_quality(image, tf.cast(strength, tf.int32)), image.shape)
-    x = tf.cast(image, tf.float32)
-    if name == "blur":
-        x = _gaussian_blur(x, tf.cast(strength, tf.float32))
-    elif name == "noise":
-        x += tf.random.normal(tf.shape(x), stddev=tf.cast(strength, tf.float32))
-    elif name == "resize":
-        size = tf.cast(strength, tf.int32)
-        small = tf.image.resize(x, [size, size], method="bilinear")
-        x = tf.ensure_shape(tf.image.resize(small, list(image.shape[:2]), method="bilinear"),
-                            image.shape)
-    else:
-        raise ValueError(f"unknown perturbation {name!r}; use one of {AUGMENTATIONS}")
-    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
-
-
-# Training-time ranges (Wang et al. 2020: blur sigma up to 3 at 256 px, JPEG quality
-# 30-100, each with probability 0.5), scaled to 28-pixel images. The resize sizes are
-# those of a 28-pixel image; other sizes scale them (`_range`). Blur and noise stay
-# as they are: a generator's artefacts are a few pixels wide at any size.
-_RANGES = {"blur": (0.3, 1.5), "jpeg": (50, 96), "noise": (1.0, 8.0), "resize": (14, 27)}
-_RANGES_SIZE = 28  # the image size the resize range is written for
-
-
-def _range(name, size):
-    """(low, high) of augmentation `name` for images of `size` pixels."""
-    low, high = _RANGES[name]
-    if name == "resize" and size != _RANGES_SIZE:
-        # Half the size up to 27/28 of it (exclusive): 16..30 at 32 px, 32..61 at 64.
-        low, high = (round(low * size / _RANGES_SIZE), round(high * size / _RANGES_SIZE))
-    return low, high
-
-
-def augment(image, names, probability=0.5):
-    """Applies each named augmentation with `probability`, at a random strength, to a
-    uint8 [H, W, C] image."""
-    for name in names:
-        low, high = _range(name, image.shape[0])
-        if name in ("jpeg", "resize"):
-            strength = tf.random.uniform([], low, high, dtype=tf.int32)
-        else:
-            strength = tf.random.uniform([], low, high)
-        image = tf.cond(tf.random.uniform([]) < probability,
-                        lambda: perturb(image, name, strength), lambda: image)
-    return image
+    def call(self, images):
+        x = tf.cast(images, tf.float32)
+        corners = x[:, ::2, ::2, :]
+        up = tf.repeat(tf.repeat(corners, 2, axis=1), 2, axis=2)
+        return (x - up) * 4.0  # residuals of [-1, 1] images are small: scale them up

@@ -8,8 +8,8 @@ generators that no detector trained on, with real images no detector trained on.
 - Metrics (generated images are the positives): ROC-AUC, average precision, accuracy
   at the threshold the detector chose on its validation data, and the true-positive
   rate at 1% false positives.
-- Perturbations of real and fake images alike: none, JPEG quality 75, Gaussian blur
-  (sigma 1 px) and Gaussian noise (std 5 grey levels).
+- Perturbations of real and fake images alike (perturbations.PERTURBATIONS): blur,
+  down-and-up scaling, JPEG, noise and a chain of them, each seeded.
 - The discriminator row: each generator scored by the discriminator of its own
   checkpoint (the article's claim), at its natural threshold (logit 0); the set's value
   is the mean over its generators, each against the same real images.
@@ -21,23 +21,23 @@ import tensorflow as tf
 from dcgan_dist import shapes
 from dcgan_dist.data import pipeline, splits
 from dcgan_dist.evaluation import metrics
-from dcgan_dist.forensics import detectors, pool, training
+from dcgan_dist.forensics import pool, training
+from dcgan_dist.forensics.config import DEFAULT_PERTURBATIONS, PERTURBATIONS
+from dcgan_dist.forensics.perturbations import named
 from dcgan_dist.inference import detection
 
 FIRST_TEST_SEED = 10**6
-# name -> (perturbation, strength); "none" leaves images as they are.
-PERTURBATIONS = {"none": None, "jpeg75": ("jpeg", 75), "blur1": ("blur", 1.0),
-                 "noise5": ("noise", 5.0)}
 DISCRIMINATOR = "discriminator"
 
 
 def perturb_all(images, name, seed=0):
-    if PERTURBATIONS[name] is None:
+    """uint8 [N, H, W, C]: perturbation `name` of each image (seeded noise draws)."""
+    if not PERTURBATIONS[name]:
         return images
-    kind, strength = PERTURBATIONS[name]
     tf.random.set_seed(seed)  # the noise draws
     data = tf.data.Dataset.from_tensor_slices(images).map(
-        lambda x: detectors.perturb(x, kind, strength)).batch(1000).apply(
+        lambda x: named(x, name), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True).batch(1000).apply(
             pipeline.without_autotuning)  # no wait when its iterator is deleted
     return np.concatenate([batch.numpy() for batch in data])
 
@@ -55,7 +55,7 @@ def _set_fakes(generators, count, seed, shape):
     return fakes[pick], drawn
 
 
-def evaluate(detector_dirs, sets, builder, num_real=10000, perturbations=tuple(PERTURBATIONS),
+def evaluate(detector_dirs, sets, builder, num_real=10000, perturbations=DEFAULT_PERTURBATIONS,
              discriminator=True, seed=0, shape=shapes.DEFAULT_SHAPE):
     """Rows {set, perturbation, scorer, auc, ap, accuracy, tpr_at_1pct_fpr}; shape: the
     sets' (and the detectors') image shape, (H, W, C)."""
@@ -63,13 +63,20 @@ def evaluate(detector_dirs, sets, builder, num_real=10000, perturbations=tuple(P
     real, _ = splits.load_split(builder, f"{splits.REAL_SPLIT}[:{min(num_real, total)}]",
                                 shape)
     loaded = {d: training.load(d) for d in detector_dirs}
+    # The real images, perturbed and scored once: every set meets the same ones.
+    real_scores = {}
+    for name in perturbations:
+        real_p = perturb_all(real, name, seed)
+        real_scores[name] = (real_p, {d: detection.score_images(model, real_p)
+                                      for d, (model, _) in loaded.items()})
     rows = []
     for set_name, generators in sets.items():
         fakes, drawn = _set_fakes(generators, len(real), seed, shape)
         for name in perturbations:
-            real_p, fake_p = perturb_all(real, name, seed), perturb_all(fakes, name, seed + 1)
+            real_p, scored = real_scores[name]
+            fake_p = perturb_all(fakes, name, seed + 1)
             for directory, (model, record) in loaded.items():
-                values = metrics.detection_metrics(detection.score_images(model, real_p),
+                values = metrics.detection_metrics(scored[directory],
                                                    detection.score_images(model, fake_p),
                                                    record["threshold_logit"])
                 rows.append({"set": set_name, "perturbation": name, "scorer": directory,

@@ -23,7 +23,7 @@ from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline, splits
 from dcgan_dist.errors import ConfigError, DataError
 from dcgan_dist.evaluation import metrics
-from dcgan_dist.forensics import detectors, pool
+from dcgan_dist.forensics import detectors, perturbations, pool
 from dcgan_dist.forensics.config import RECORD_FILE
 from dcgan_dist.inference import detection
 
@@ -49,7 +49,7 @@ def _dataset(images, labels, batch_size, augment, seed, training):
     if training:
         data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         if augment:
-            data = data.map(lambda x, y: (detectors.augment(x, augment), y),
+            data = data.map(lambda x, y: (perturbations.augment(x, augment), y),
                             num_parallel_calls=tf.data.AUTOTUNE)
     data = data.map(lambda x, y: (pipeline.scale_images(x), y))
     return (data.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
