@@ -51,8 +51,11 @@ flags.DEFINE_enum("detector", _DEFAULT.architecture, list(ARCHITECTURES),
                   "train: the detector (see detectors.py); spectral_residual measured best "
                   "on generators it never saw.")
 flags.DEFINE_list("augment", list(_DEFAULT.augment), "train: augmentations, each applied "
-                  "to half the images: blur, jpeg, noise, resize, chain (down-up, then JPEG "
-                  "twice; --augment= for none).")
+                  "to --augment_probability of the images: blur, jpeg, noise, resize, chain "
+                  "(down-up, then JPEG twice; --augment= for none).")
+flags.DEFINE_float("augment_probability", _DEFAULT.augment_probability, "train: the "
+                   "probability of each augmentation, per image (1 with --augment=chain: "
+                   "every training image chained, the ceiling of docs/forensics.md).")
 flags.DEFINE_integer("epochs", _DEFAULT.epochs, "train: epochs.")
 flags.DEFINE_enum("lr_schedule", _DEFAULT.lr_schedule, ["constant", "cosine"], "train: the "
                   "learning rate held, or decayed to 0 along a cosine over the epochs.")
@@ -140,7 +143,8 @@ def _train():
     if not FLAGS.out_dir:
         raise ConfigError("train needs --out_dir, a new folder for the detector.")
     config = DetectorConfig(
-        architecture=FLAGS.detector, augment=FLAGS.augment, epochs=FLAGS.epochs,
+        architecture=FLAGS.detector, augment=FLAGS.augment,
+        augment_probability=FLAGS.augment_probability, epochs=FLAGS.epochs,
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule, per_generator=FLAGS.samples_per_generator,
         seed=FLAGS.seed)

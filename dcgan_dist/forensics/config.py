@@ -41,6 +41,7 @@ class DetectorConfig:
 
     architecture: str = "spectral_residual"   # detectors.make_detector
     augment: tuple = ("blur", "jpeg", "noise", "resize")  # each on half the images
+    augment_probability: float = 0.5          # of each augmentation, per image
     epochs: int = 15
     batch_size: int = 256                     # global
     learning_rate: float = 1e-3               # Adam's, before the schedule
@@ -58,6 +59,8 @@ class DetectorConfig:
              f"{', '.join(ARCHITECTURES)}."),
             (not unknown, f"--augment={','.join(sorted(unknown))} is unknown; use "
                           f"{', '.join(AUGMENTATIONS)}."),
+            (0 <= self.augment_probability <= 1, f"--augment_probability="
+             f"{self.augment_probability} must be in [0, 1]."),
             (self.lr_schedule in LR_SCHEDULES, f"--lr_schedule={self.lr_schedule} is "
              f"unknown; use {' or '.join(LR_SCHEDULES)}."),
             (self.epochs >= 1, f"--epochs={self.epochs} must be at least 1."),
@@ -88,6 +91,7 @@ def run_flags(config, entries, generators, dataset, data_dir):
     checkpoints as its entries resolved them (a workdir that gained checkpoints since
     is another pool)."""
     return {"--detector": config.architecture, "--augment": ",".join(config.augment),
+            "--augment_probability": config.augment_probability,
             "--epochs": config.epochs, "--batch_size": config.batch_size,
             "--learning_rate": config.learning_rate, "--lr_schedule": config.lr_schedule,
             "--samples_per_generator": config.per_generator, "--seed": config.seed,

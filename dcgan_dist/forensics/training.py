@@ -44,12 +44,12 @@ def training_images(generators, builder, per_generator, seed, shape=shapes.DEFAU
     return images[order], labels[order]
 
 
-def _dataset(images, labels, batch_size, augment, seed, training):
+def _dataset(images, labels, batch_size, augment, seed, training, probability=0.5):
     data = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         if augment:
-            data = data.map(lambda x, y: (perturbations.augment(x, augment), y),
+            data = data.map(lambda x, y: (perturbations.augment(x, augment, probability), y),
                             num_parallel_calls=tf.data.AUTOTUNE)
     data = data.map(lambda x, y: (pipeline.scale_images(x), y))
     return (data.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
@@ -88,7 +88,7 @@ def train(config, strategy, generators, builder, out_dir, entries=(),
                                                             name="accuracy")])
     model.fit(
         _dataset(images[validation:], labels[validation:], batch_size, config.augment, seed,
-                 True),
+                 True, config.augment_probability),
         validation_data=_dataset(images[:validation], labels[:validation], batch_size, (),
                                  seed, False),
         epochs=config.epochs, verbose=2,
@@ -102,6 +102,7 @@ def train(config, strategy, generators, builder, out_dir, entries=(),
     real, fake = scores[labels[:validation] == 1], scores[labels[:validation] == 0]
     threshold = metrics.best_threshold(real, fake)
     record = {"architecture": config.architecture, "augment": list(config.augment),
+              "augment_probability": config.augment_probability,
               "pool": list(entries), "generators": [g.name for g in generators],
               "image_shape": [int(d) for d in shape],
               "images": int(len(images)), "validation_images": validation,
