@@ -117,9 +117,10 @@ def calibration_metrics(real_logits, fake_logits, calibration):
     labels = np.concatenate([np.ones(len(real)), np.zeros(len(fake))])
     values = {"ece": expected_calibration_error(
         probability_real(np.concatenate([real, fake]), calibration.temperature), labels)}
-    if calibration.threshold_logit is not None:
-        values["fpr_at_operating_point"] = float(np.mean(real < calibration.threshold_logit))
-        values["tpr_at_operating_point"] = float(np.mean(fake < calibration.threshold_logit))
+    threshold = calibration.threshold_logit
+    if threshold is not None:
+        values["fpr_at_operating_point"] = float(np.mean(real < threshold))
+        values["tpr_at_operating_point"] = float(np.mean(fake < threshold))
     return values
 
 
