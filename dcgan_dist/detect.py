@@ -12,10 +12,11 @@ pickled is loaded). Prints one line per image: its name (PATH, or PATH[i] inside
 .npz), a tab, the probability. Images are scored 1000 at a time, however many a file
 holds. An exported detector's image shape is read from its folder's export.json.
 
-A detector that `forensics train --export_dir` exported prints its calibrated
-probability (the temperature in its export.json) and a third column, `generated` or
-`real`, its call at the operating point that export.json records (at most 1% of its
-validation's real images called generated), e.g. `a.png\t0.031245\tgenerated`.
+A detector that `forensics train --export_dir` exported gives its calibrated
+probability (the temperature in its export.json) and, after another tab, `generated` or
+`real`: its call at the operating point export.json records (at most 1% of its
+validation's real images called generated), e.g. "a.png<TAB>0.031245<TAB>generated".
+Other detectors and --workdir print two columns, as before.
 
 A detector (SavedModel) or checkpoint from someone else is code, not data: --detector
 runs the SavedModel's graph, which can read and write files with your rights, and
