@@ -30,12 +30,20 @@ def test_the_fit_recovers_a_known_temperature(factor):
     assert after < 0.01 < before, (before, after)
 
 
-def test_the_fit_stops_at_a_bound_on_separable_logits():
-    """Every real above every fake: the NLL falls as T shrinks, to the lower bound."""
+def test_the_fit_keeps_t1_where_the_logits_say_nothing_about_it():
+    """Every image on its side of logit 0: the NLL falls toward T = 0 with no minimum,
+    so T stays 1 (not the bound, which would make every probability 0 or 1); one image
+    on the wrong side gives a minimum, and the fit finds it below 1."""
     logits, labels = np.array([2.0, 1.0, -1.0, -2.0]), np.array([1.0, 1.0, 0.0, 0.0])
-    assert calibration.fit_temperature(logits, labels) == pytest.approx(
-        calibration.MIN_TEMPERATURE, rel=1e-4)
+    assert calibration.fit_temperature(logits, labels) == 1.0
     assert calibration.fit_temperature(np.zeros(4), labels) == 1.0  # nothing to scale
+    logits = np.concatenate([np.full(50, 2.0), [-0.5], np.full(50, -2.0)])
+    labels = np.concatenate([np.ones(51), np.zeros(50)])
+    temperature = calibration.fit_temperature(logits, labels)
+    assert calibration.MIN_TEMPERATURE < temperature < 1.0
+    nll = [calibration._nll(logits, labels, t) for t in (temperature * 0.99, temperature,
+                                                         temperature * 1.01)]
+    assert nll[1] < nll[0] and nll[1] < nll[2], nll
 
 
 def test_ece_is_near_zero_when_calibrated_and_large_when_overconfident():

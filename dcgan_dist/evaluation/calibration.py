@@ -21,9 +21,8 @@ import math
 
 import numpy as np
 
-# The bounds of the fit. On validation logits that separate real from generated
-# perfectly the NLL falls for ever as T shrinks (and on uninformative ones as T grows):
-# the fit then stops at a bound instead of at 0 or infinity.
+# The bounds of the fit: where the NLL keeps falling as T grows (logits that carry
+# nothing, T -> infinity) it stops at a bound, not at infinity.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
 OPERATING_FPR = 0.01  # the share of real images the operating point may call generated
 
@@ -54,10 +53,15 @@ def fit_temperature(logits, labels, tolerance=1e-7):
 
     Golden-section search over log T: the NLL is convex in 1/T, so it has one minimum
     along log T (a monotone map of 1/T) and the search cannot stop in a false one.
+
+    1.0 where the logits say nothing about T: none, all 0, or every image on its side of
+    logit 0 (a detector perfect on its validation split, as a small one often is). There
+    the NLL falls toward T = 0 without a minimum, and the bound would turn every
+    probability into exactly 0 or 1; T = 1 keeps the detector's own probabilities.
     """
     logits = np.asarray(logits, np.float64).reshape([-1])
     labels = np.asarray(labels, np.float64).reshape([-1])
-    if not np.any(logits):  # no logit, or all 0: every T gives the same probabilities
+    if not np.any(logits) or np.all((logits >= 0) == (labels == 1)):
         return 1.0
     ratio = (math.sqrt(5.0) - 1.0) / 2.0
     low, high = math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)
