@@ -56,7 +56,8 @@ class GeneratorModule(tf.Module):
 
 class DetectorModule(tf.Module):
     """probability_real: sigmoid(logit / temperature), the calibrated probability of a
-    trained detector (1.0 for a discriminator: its own sigmoid); logit: the raw logit."""
+    trained detector (temperature 1 for a discriminator: its own sigmoid); logit: the
+    raw logit, whatever the temperature."""
 
     def __init__(self, discriminator, temperature=1.0):
         super().__init__(name="dcgan_detector")
