@@ -12,22 +12,31 @@ pickled is loaded). Prints one line per image: its name (PATH, or PATH[i] inside
 .npz), a tab, the probability. Images are scored 1000 at a time, however many a file
 holds. An exported detector's image shape is read from its folder's export.json.
 
+A detector that `forensics train --export_dir` exported gives its calibrated
+probability (the temperature in its export.json) and, after another tab, `generated` or
+`real`: its call at the operating point export.json records (at most 1% of its
+validation's real images called generated), e.g. "a.png<TAB>0.031245<TAB>generated".
+Other detectors and --workdir print two columns, as before.
+
 A detector (SavedModel) or checkpoint from someone else is code, not data: --detector
 runs the SavedModel's graph, which can read and write files with your rights, and
 --workdir has TensorFlow parse the checkpoint's files; pass only your own exports and
 runs, or ones from people you trust.
 
 Exit statuses: dcgan_dist/errors.py (3: an unusable image file, or a missing or damaged
-checkpoint or detector, or a detector that records no image shape).
+checkpoint or detector, or a detector that records no image shape or a bad
+calibration).
 """
 
 import json
+import math
 import os
 
 from absl import flags
 
 from dcgan_dist import cli
 from dcgan_dist.errors import ConfigError, DataError
+from dcgan_dist.evaluation import calibration  # numpy alone: no TensorFlow yet
 
 FLAGS = flags.FLAGS
 cli.define_checkpoint_flags(workdir_required=False)
@@ -68,11 +77,29 @@ def _shape_of(record, path):
     return tuple(shape)
 
 
-def _exported_shape(folder):
-    """The image shape of the detector in `folder`: its own export.json (what
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        math.isfinite(value))
+
+
+def _calibration_of(record, path):
+    """The Calibration in a detector's own export.json (T = 1 and no operating point
+    where it records none)."""
+    temperature = record.get(calibration.TEMPERATURE, 1.0)
+    threshold = record.get(calibration.THRESHOLD_LOGIT)
+    if not (_number(temperature) and temperature > 0) or not (
+            threshold is None or _number(threshold)):
+        raise DataError(f"{path} records the temperature {temperature!r} and the "
+                        f"threshold {threshold!r}, not a positive number and a number; "
+                        "export the detector again.")
+    return calibration.Calibration(float(temperature), threshold)
+
+
+def _exported(folder):
+    """(image shape, Calibration) of the detector in `folder`: its own export.json (what
     dcgan_dist.export and forensics write), else the export.json of the export folder
-    around it (exports from before the detector held its own). Nothing is assumed: a
-    detector with no record is refused."""
+    around it (exports from before the detector held its own, uncalibrated). Nothing is
+    assumed: a detector with no record is refused."""
     from dcgan_dist import shapes
     from dcgan_dist import workdir as layout
     if not os.path.isfile(os.path.join(folder, "saved_model.pb")):
@@ -81,15 +108,15 @@ def _exported_shape(folder):
     own = os.path.join(folder, layout.EXPORT_RECORD)
     record = _read_record(own)
     if record is not None and "image_shape" in record:
-        return _shape_of(record, own)
+        return _shape_of(record, own), _calibration_of(record, own)
     around = os.path.join(os.path.dirname(os.path.abspath(folder)), layout.EXPORT_RECORD)
     beside = _read_record(around)
     if beside is not None and "image_shape" in beside:
-        return _shape_of(beside, around)
+        return _shape_of(beside, around), calibration.Calibration()
     if beside is not None and "step" in beside:
         # dcgan_dist.export's record from before shapes were recorded (8fe4fcd..8e0c9ca):
         # the networks were then 28x28x1 only.
-        return shapes.DEFAULT_SHAPE
+        return shapes.DEFAULT_SHAPE, calibration.Calibration()
     raise DataError(f"--detector={folder} records no image shape ({layout.EXPORT_RECORD} "
                     "is missing in it and beside it); pass the detector folder as "
                     "dcgan_dist.export or `forensics train --export_dir` wrote it, or "
@@ -103,20 +130,32 @@ def detect(paths):
     if bool(FLAGS.workdir) == bool(FLAGS.detector):
         raise ConfigError("pass either --workdir (a training run) or --detector (an "
                           "exported detector), not both or neither.")
-    shape = (runs.image_shape(layout.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint,
-                                                        whole=False))
-             if FLAGS.workdir else _exported_shape(FLAGS.detector))
+    if FLAGS.workdir:  # a discriminator: its own sigmoid, no operating point
+        shape = runs.image_shape(layout.resolve_checkpoint(FLAGS.workdir, FLAGS.checkpoint,
+                                                           whole=False))
+        fitted = calibration.Calibration()
+    else:
+        shape, fitted = _exported(FLAGS.detector)
     names, images = image_files.read_images(paths, shape)
     # TensorFlow: only once the inputs are known good.
-    from dcgan_dist.inference import detection
     if FLAGS.workdir:
         logits = _checkpoint_logits(layout.resolve_checkpoint(FLAGS.workdir,
                                                               FLAGS.checkpoint), images)
     else:
         from dcgan_dist.inference import savedmodel
         logits = savedmodel.detector_logits(FLAGS.detector, images)
-    for name, probability in zip(names, detection.probability_real(logits)):
-        print(f"{name}\t{probability:.6f}")
+    _print(names, logits, fitted)
+
+
+def _print(names, logits, fitted):
+    """One line per image: name, calibrated probability of real and, with an operating
+    point, the call at it (below it: generated, as the validation's FPR was counted)."""
+    probabilities = calibration.probability_real(logits, fitted.temperature)
+    for name, logit, probability in zip(names, logits, probabilities):
+        line = f"{name}\t{probability:.6f}"
+        if fitted.threshold_logit is not None:
+            line += "\tgenerated" if logit < fitted.threshold_logit else "\treal"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ multi-replica code runs under MirroredStrategy on a machine without accelerators
 
 import functools
 import hashlib
+import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -260,14 +262,28 @@ def write_png_folder(path, splits):
 
 def assert_export_scores_as_checkpoint(model, images, export_dir, tmp_path):
     """`dcgan_dist.detect --detector=export_dir`, in a fresh process, on `images` saved
-    as an .npz, prints the probabilities the checkpointed `model` gives them."""
+    as an .npz, prints the probabilities the checkpointed `model` gives them, calibrated
+    by the temperature T of the export's record, and the call at its operating point;
+    the SavedModel's own probability_real is sigmoid(checkpoint logit / T). Returns T."""
     from dcgan_dist.inference import detection
+    exported = json.loads((pathlib.Path(export_dir) / "export.json").read_text())
+    temperature, threshold = exported["temperature"], exported["threshold_1pct_fpr_logit"]
+    assert temperature > 0 and exported["threshold_1pct_fpr_probability_real"] == (
+        pytest.approx(float(detection.probability_real(threshold, temperature))))
+    logits = detection.score_images(model, images)
+    served = tf.saved_model.load(str(export_dir)).signatures["serving_default"](
+        images=tf.constant(images))
+    np.testing.assert_allclose(served["probability_real"].numpy(),
+                               detection.probability_real(logits, temperature), atol=1e-5)
     np.savez(tmp_path / "five.npz", images=images[..., 0] if images.shape[-1] == 1
              else images)
     result = run_cli("dcgan_dist.detect", f"--detector={export_dir}",
                      str(tmp_path / "five.npz"))
     assert result.returncode == 0, result.stderr[-3000:]
-    printed = [float(line.split("\t")[1]) for line in result.stdout.splitlines()]
-    np.testing.assert_allclose(
-        printed, detection.probability_real(detection.score_images(model, images)),
-        atol=2e-6)
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert all(len(line) == 3 for line in lines), result.stdout
+    np.testing.assert_allclose([float(line[1]) for line in lines],
+                               detection.probability_real(logits, temperature), atol=2e-6)
+    assert [line[2] for line in lines] == [
+        "generated" if logit < threshold else "real" for logit in logits]
+    return temperature

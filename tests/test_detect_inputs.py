@@ -152,11 +152,57 @@ def test_a_copied_detector_folder_keeps_its_shape(exported, tmp_path):
     np.savez(tmp_path / "colour.npz", images=images)
     result = run_cli("dcgan_dist.detect", f"--detector={copy}", str(tmp_path / "colour.npz"))
     assert result.returncode == 0, result.stderr[-3000:]
-    printed = [float(line.split("\t")[1]) for line in result.stdout.splitlines()]
-    np.testing.assert_allclose(printed, detection.probability_real(
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert all(len(line) == 2 for line in lines)  # a discriminator: no operating point
+    np.testing.assert_allclose([float(line[1]) for line in lines], detection.probability_real(
         detection.score_images(discriminator, images)), atol=2e-6)
     assert json.loads((copy / "export.json").read_text()) == {
         "step": 0, "image_shape": list(COLOUR)}
+
+
+def test_a_calibrated_export_applies_its_temperature_and_operating_point(exported,
+                                                                          tmp_path):
+    """An export with T = 2.5 and an operating point between the images' logits: the
+    SavedModel's probability_real is sigmoid(logit / 2.5), the logit unchanged, and
+    `detect` prints that probability and the call at the threshold (a third column)."""
+    import tensorflow as tf
+
+    from dcgan_dist.evaluation import calibration
+    from dcgan_dist.inference import detection, savedmodel
+    _, discriminator = exported
+    images = _colour_images(6)
+    logits = detection.score_images(discriminator, images)
+    threshold = float(np.median(logits))  # half of them each side
+    folder = tmp_path / "calibrated"
+    savedmodel.export_detector(discriminator, str(folder), {"detector": "somewhere"},
+                               calibration.Calibration(2.5, threshold))
+    record = json.loads((folder / "export.json").read_text())
+    assert record == {"detector": "somewhere", "temperature": 2.5,
+                      "threshold_1pct_fpr_logit": threshold,
+                      "threshold_1pct_fpr_probability_real": pytest.approx(
+                          float(detection.probability_real(threshold / 2.5))),
+                      "image_shape": list(COLOUR)}
+    served = tf.saved_model.load(str(folder)).signatures["serving_default"](
+        images=tf.constant(images))
+    np.testing.assert_allclose(served["logit"].numpy(), logits, atol=1e-5)
+    np.testing.assert_allclose(served["probability_real"].numpy(),
+                               detection.probability_real(logits / 2.5), atol=1e-5)
+    np.savez(tmp_path / "colour.npz", images=images)
+    result = run_cli("dcgan_dist.detect", f"--detector={folder}", str(tmp_path / "colour.npz"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [line[0] for line in lines] == [f"{tmp_path / 'colour.npz'}[{i}]" for i in range(6)]
+    np.testing.assert_allclose([float(line[1]) for line in lines],
+                               detection.probability_real(logits, 2.5), atol=2e-6)
+    assert [line[2] for line in lines] == [
+        "generated" if logit < threshold else "real" for logit in logits]
+    assert {line[2] for line in lines} == {"generated", "real"}
+
+    # A damaged temperature: refused in one sentence, exit 3.
+    (folder / "export.json").write_text(json.dumps({**record, "temperature": -1}))
+    result = run_cli("dcgan_dist.detect", f"--detector={folder}", str(tmp_path / "colour.npz"))
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "records the temperature -1" in _one_line_error(result)
 
 
 def test_a_detector_folder_without_a_shape_record_is_refused(exported, tmp_path):

@@ -111,6 +111,13 @@ def test_a_detector_spots_a_held_out_checkpoint_and_exports(trained_run, tfds_di
     assert record["generators"] == [os.path.join(workdir, "checkpoints", f"ckpt-{first}")
                                     + "#raw"]
     assert record["validation"]["auc"] > 0.95
+    # Calibrated on the validation split: a temperature, the operating point (at most 1%
+    # of the validation's real images below it), and the ECE before and after.
+    validation = record["validation"]
+    assert record["temperature"] > 0 and isinstance(record["threshold_1pct_fpr_logit"],
+                                                    float), record
+    assert validation["fpr_at_operating_point"] <= 0.01, validation
+    assert validation["ece"] <= validation["ece_uncalibrated"] + 1e-9, validation
     assert os.listdir(tmp_path / "det" / "tensorboard")
     stdout, rows = _evaluate(tfds_dir, tmp_path / "rows.json",
                              f"--detectors={tmp_path / 'det'}", "--num_real=1000",
@@ -122,12 +129,16 @@ def test_a_detector_spots_a_held_out_checkpoint_and_exports(trained_run, tfds_di
     assert scorers[("same", "none", str(tmp_path / "det"))]["auc"] > 0.9
     assert scorers[("same", "jpeg75", str(tmp_path / "det"))]["auc"] > 0.9  # augmented
     assert all(0 <= row["auc"] <= 1 and 0 <= row["tpr_at_1pct_fpr"] <= 1 for row in rows)
+    trained = [row for row in rows if row["scorer"] != "discriminator"]
+    assert all(0 <= row[key] <= 1 for row in trained for key in (
+        "ece", "fpr_at_operating_point", "tpr_at_operating_point")), trained
     assert "| later | none |" in stdout
 
     # The export, in a fresh process through `detect`, gives the checkpoint's scores.
     model, _ = training.load(str(tmp_path / "det"))
     images, _ = splits.load_split(fashion_builder, "test[:5]")
-    assert_export_scores_as_checkpoint(model, images, export_dir, tmp_path)
+    assert assert_export_scores_as_checkpoint(model, images, export_dir,
+                                              tmp_path) == record["temperature"]
 
 
 def test_detection_metrics_values():

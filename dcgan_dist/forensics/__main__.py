@@ -18,7 +18,10 @@ it as training fitted them.
 The exported detector has the signature of `dcgan_dist.export`'s detector/ (uint8
 images [N, H, W, C] of the pool's shape -> probability_real and logit, float32 [N]), so
 `dcgan_dist.detect --detector=EXPORT_DIR` takes it (it reads the shape from
-EXPORT_DIR/export.json).
+EXPORT_DIR/export.json). Its probability_real is calibrated on the validation split
+(temperature scaling), and export.json records the temperature and the operating point
+that calls at most 1% of the validation's real images generated (training.py), which
+`detect` prints as a third column.
 
 `train` holds OUT_DIR (OUT_DIR/lock: a second `train` on it exits 7 naming the holder)
 and records its flags in OUT_DIR/flags.json before training: an interrupted run resumes
@@ -155,6 +158,7 @@ def _train():
     # flags resume an interrupted run, other flags are refused).
     with claim_out_dir(FLAGS.out_dir, run_flags(config, entries, generators, dataset,
                                                 data_dir)):
+        from dcgan_dist.evaluation import calibration
         from dcgan_dist.forensics import training
         from dcgan_dist.inference import savedmodel
         from dcgan_dist.training import strategies
@@ -162,11 +166,13 @@ def _train():
         model, record = training.train(config, strategy, generators, data.builder,
                                        FLAGS.out_dir, entries=entries,
                                        shape=data.image_shape)
-        if FLAGS.export_dir:  # EXPORT_DIR/export.json holds the shape detect reads
+        fitted = calibration.of_record(record)
+        if FLAGS.export_dir:  # export.json: the shape and calibration detect reads
             savedmodel.export_detector(model, FLAGS.export_dir,
-                                       {"detector": FLAGS.out_dir})
+                                       {"detector": FLAGS.out_dir}, fitted)
     print(f"forensics | trained {FLAGS.detector} on {record['images']} images from "
-          f"{len(generators)} generators | validation: "
+          f"{len(generators)} generators | temperature: {fitted.temperature:.4f} | "
+          f"1% FPR threshold (logit): {fitted.threshold_logit:.4f} | validation: "
           + " | ".join(f"{k}: {v:.4f}" for k, v in record["validation"].items()), flush=True)
 
 

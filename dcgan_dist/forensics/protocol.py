@@ -7,7 +7,11 @@ generators that no detector trained on, with real images no detector trained on.
   as many in all as there are real images (balanced), drawn evenly from the set.
 - Metrics (generated images are the positives): ROC-AUC, average precision, accuracy
   at the threshold the detector chose on its validation data, and the true-positive
-  rate at 1% false positives.
+  rate at 1% false positives. A trained detector's rows add the ECE of its calibrated
+  probability of real over the set's real and fake images (`ece`), and the share of
+  real and of fake images that its stored operating point calls generated
+  (`fpr_at_operating_point`: is it still 1% on held-out data? and
+  `tpr_at_operating_point`); see evaluation/calibration.py.
 - Perturbations of real and fake images alike (perturbations.PERTURBATIONS): blur,
   down-and-up scaling, JPEG, noise and a chain of them, each seeded.
 - The discriminator row: each generator scored by the discriminator of its own
@@ -20,7 +24,7 @@ import tensorflow as tf
 
 from dcgan_dist import shapes
 from dcgan_dist.data import pipeline, splits
-from dcgan_dist.evaluation import metrics
+from dcgan_dist.evaluation import calibration, metrics
 from dcgan_dist.forensics import pool, training
 from dcgan_dist.forensics.config import DEFAULT_PERTURBATIONS, PERTURBATIONS
 from dcgan_dist.forensics.perturbations import named
@@ -55,10 +59,21 @@ def _set_fakes(generators, count, seed, shape):
     return fakes[pick], drawn
 
 
+def _detector_metrics(model, record, real, fake_images):
+    """detection_metrics at the record's threshold, and calibration_metrics at its
+    temperature and operating point (T = 1 and none for a record from before them);
+    real: the logits of the real images."""
+    fakes = detection.score_images(model, fake_images)
+    return {**metrics.detection_metrics(real, fakes, record["threshold_logit"]),
+            **calibration.calibration_metrics(real, fakes, calibration.of_record(record))}
+
+
 def evaluate(detector_dirs, sets, builder, num_real=10000, perturbations=DEFAULT_PERTURBATIONS,
              discriminator=True, seed=0, shape=shapes.DEFAULT_SHAPE):
-    """Rows {set, perturbation, scorer, auc, ap, accuracy, tpr_at_1pct_fpr}; shape: the
-    sets' (and the detectors') image shape, (H, W, C)."""
+    """Rows {set, perturbation, scorer, auc, ap, accuracy, tpr_at_1pct_fpr}, a trained
+    detector's with ece and, where its record has an operating point,
+    fpr_at_operating_point and tpr_at_operating_point; shape: the sets' (and the
+    detectors') image shape, (H, W, C)."""
     total = builder.info.splits[splits.REAL_SPLIT].num_examples
     real, _ = splits.load_split(builder, f"{splits.REAL_SPLIT}[:{min(num_real, total)}]",
                                 shape)
@@ -76,11 +91,9 @@ def evaluate(detector_dirs, sets, builder, num_real=10000, perturbations=DEFAULT
             real_p, scored = real_scores[name]
             fake_p = perturb_all(fakes, name, seed + 1)
             for directory, (model, record) in loaded.items():
-                values = metrics.detection_metrics(scored[directory],
-                                                   detection.score_images(model, fake_p),
-                                                   record["threshold_logit"])
                 rows.append({"set": set_name, "perturbation": name, "scorer": directory,
-                             **values})
+                             **_detector_metrics(model, record, scored[directory],
+                                                 fake_p)})
             own = [(d, images) for d, images in drawn if d is not None]
             if discriminator and own:
                 per = [metrics.detection_metrics(

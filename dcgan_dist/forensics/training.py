@@ -4,9 +4,18 @@ tf.distribute strategy (Keras `fit`), with TensorBoard summaries, a checkpoint p
 split from the same generators and real images on which the decision threshold is set.
 
 OUT_DIR holds `detector.json` (architecture, augmentations, pool, image shape,
-threshold, validation metrics; written whole, last), `checkpoints/` (the trained
-network), `tensorboard/`, and what the command claims first (config.py: `flags.json`,
-the flags the run started with, and `lock`).
+threshold, calibration, validation metrics; written whole, last), `checkpoints/` (the
+trained network), `tensorboard/`, and what the command claims first (config.py:
+`flags.json`, the flags the run started with, and `lock`).
+
+The validation logits also calibrate the detector (evaluation/calibration.py): the
+record's `temperature` T (the calibrated probability of real is sigmoid(logit / T)) and
+`threshold_1pct_fpr_logit` (below it an image is called generated; at most 1% of the
+validation's real images are), and its validation metrics gain `ece_uncalibrated`
+(T = 1), `ece` (T), `fpr_at_operating_point` and `tpr_at_operating_point`. A record from
+before calibration has neither: `calibration.of_record` reads it as T = 1, no operating
+point.
+
 The detector takes images of the pool's shape (`pool.image_shape`); a record without
 one is from before shapes were recorded, 28x28x1.
 """
@@ -22,7 +31,7 @@ from dcgan_dist import files, shapes
 from dcgan_dist import workdir as layout
 from dcgan_dist.data import pipeline, splits
 from dcgan_dist.errors import ConfigError, DataError
-from dcgan_dist.evaluation import metrics
+from dcgan_dist.evaluation import calibration, metrics
 from dcgan_dist.forensics import detectors, perturbations, pool
 from dcgan_dist.forensics.config import RECORD_FILE
 from dcgan_dist.inference import detection
@@ -100,7 +109,13 @@ def train(config, strategy, generators, builder, out_dir, entries=(),
     # al.: accuracy at a fixed 0.5 collapses on new generators; calibrate it).
     scores = detection.score_images(model, images[:validation])
     real, fake = scores[labels[:validation] == 1], scores[labels[:validation] == 0]
+    if not len(real) or not len(fake):
+        raise DataError(f"the validation split ({validation} images) holds no "
+                        f"{'real' if not len(real) else 'generated'} image to set the "
+                        "threshold on; raise --samples_per_generator.")
     threshold = metrics.best_threshold(real, fake)
+    # The probability and the operating point, from the same validation logits.
+    fitted = calibration.fit(real, fake)
     record = {"architecture": config.architecture, "augment": list(config.augment),
               "augment_probability": config.augment_probability,
               "pool": list(entries), "generators": [g.name for g in generators],
@@ -108,9 +123,20 @@ def train(config, strategy, generators, builder, out_dir, entries=(),
               "images": int(len(images)), "validation_images": validation,
               "epochs": config.epochs, "lr_schedule": config.lr_schedule, "seed": seed,
               "threshold_logit": threshold,
-              "validation": metrics.detection_metrics(real, fake, threshold)}
+              calibration.TEMPERATURE: fitted.temperature,
+              calibration.THRESHOLD_LOGIT: fitted.threshold_logit,
+              "validation": _validation_metrics(real, fake, threshold, fitted)}
     files.write_json(os.path.join(out_dir, RECORD_FILE), record)  # whole, and last
     return model, record
+
+
+def _validation_metrics(real, fake, threshold, fitted):
+    """detection_metrics at `threshold`, and the ECE before calibration (T = 1) and
+    after (`fitted`) with the operating point's FPR and TPR (calibration_metrics)."""
+    before = calibration.calibration_metrics(real, fake, calibration.Calibration())
+    return {**metrics.detection_metrics(real, fake, threshold),
+            "ece_uncalibrated": before["ece"],
+            **calibration.calibration_metrics(real, fake, fitted)}
 
 
 def read_record(out_dir):

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from dcgan_dist import models
 from dcgan_dist.data import pipeline
+from dcgan_dist.evaluation import calibration
 
 
 def detector_logits(discriminator, images):
@@ -47,6 +48,6 @@ def score_images(discriminator, images, batch_size=None):
                       batch_size)
 
 
-def probability_real(logits):
-    """The sigmoid, in float64: float32 rounds every logit above ~17 to exactly 1."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+def probability_real(logits, temperature=1.0):
+    """sigmoid(logits / temperature), in float64 (`calibration.probability_real`)."""
+    return calibration.probability_real(logits, temperature)

@@ -7,7 +7,10 @@
                 serving_default: noise, label; from_seeds: seeds, label
     detector/   serving_default: images uint8 [N,H,W,C]
                                  -> {"probability_real": float32 [N], "logit": float32 [N]}
-                export.json: {"image_shape": [H, W, C], ...}, which detect reads
+                export.json: {"image_shape": [H, W, C], ...}, which detect reads;
+                a trained detector's (forensics) adds its temperature T, applied in
+                probability_real = sigmoid(logit / T), and its operating point
+                (evaluation/calibration.py); a discriminator's T is 1
 
 [H, W, C] is the run's image shape: [28, 28, 1] for the article's networks.
 
@@ -27,6 +30,7 @@ import tensorflow as tf
 from dcgan_dist import files, models
 from dcgan_dist import workdir as layout
 from dcgan_dist.errors import DataError
+from dcgan_dist.evaluation import calibration
 from dcgan_dist.inference import detection, sampling
 
 GENERATOR_FOLDER = "generator"
@@ -51,13 +55,19 @@ class GeneratorModule(tf.Module):
 
 
 class DetectorModule(tf.Module):
-    def __init__(self, discriminator):
+    """probability_real: sigmoid(logit / temperature), the calibrated probability of a
+    trained detector (temperature 1 for a discriminator: its own sigmoid); logit: the
+    raw logit, whatever the temperature."""
+
+    def __init__(self, discriminator, temperature=1.0):
         super().__init__(name="dcgan_detector")
         self.discriminator = discriminator
+        self.temperature = float(temperature)  # a constant of the graph, not a variable
 
     def detect(self, images):
         logits = detection.detector_logits(self.discriminator, images)
-        return {"probability_real": tf.sigmoid(logits), "logit": logits}
+        return {"probability_real": tf.sigmoid(logits / self.temperature),
+                "logit": logits}
 
 
 class ConditionalGeneratorModule(tf.Module):
@@ -89,12 +99,15 @@ def export_generator(generator, path):
     return path
 
 
-def export_detector(discriminator, path, record=None):
+def export_detector(discriminator, path, record=None,
+                    calibrated=calibration.Calibration()):
     """Saves the detector SavedModel in `path`, then PATH/export.json: the image shape
     it takes (what `detect --detector=PATH` reads before loading it; loaders ignore the
-    file) and `record`'s entries. Inside the folder, so a copy of it keeps its shape;
+    file), `record`'s entries and `calibrated`'s (calibration.record_fields: a trained
+    detector's temperature, which probability_real applies, and its operating point; none
+    for a discriminator's T = 1). Inside the folder, so a copy of it keeps its shape;
     written last and whole, so a folder without it is not a finished export."""
-    module = DetectorModule(discriminator)
+    module = DetectorModule(discriminator, calibrated.temperature)
     inputs = discriminator.input_shape  # a conditional one's: [images, labels]
     shape = [int(d) for d in (inputs[0] if models.class_count(discriminator)
                               else inputs)[1:]]
@@ -103,7 +116,8 @@ def export_detector(discriminator, path, record=None):
         [None, *shape], tf.uint8, name="images")])
     tf.saved_model.save(module, path, signatures={"serving_default": detect})
     files.write_json(os.path.join(path, layout.EXPORT_RECORD),
-                     {**(record or {}), "image_shape": shape})
+                     {**(record or {}), **calibration.record_fields(calibrated),
+                      "image_shape": shape})
     return path
 
 
