@@ -42,7 +42,7 @@ from dcgan_dist.errors import ConfigError
 from dcgan_dist.options import DEFAULT_DATASET
 from dcgan_dist.forensics.config import (ARCHITECTURES, DEFAULT_PERTURBATIONS,
                                          PERTURBATIONS, DetectorConfig, claim_out_dir,
-                                         run_flags)
+                                         VALIDATIONS, run_flags)
 
 FLAGS = flags.FLAGS
 COMMANDS = ("train", "evaluate")
@@ -63,6 +63,10 @@ flags.DEFINE_integer("epochs", _DEFAULT.epochs, "train: epochs.")
 flags.DEFINE_enum("lr_schedule", _DEFAULT.lr_schedule, ["constant", "cosine"], "train: the "
                   "learning rate held, or decayed to 0 along a cosine over the epochs.")
 flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "train: global batch size.")
+flags.DEFINE_enum("validation", _DEFAULT.validation, list(VALIDATIONS), "train: the "
+                  "validation split that sets the threshold, the temperature and the "
+                  "operating point: unseen samples of every generator, or every sample "
+                  "of a tenth of the generators, which the detector then never trains on.")
 flags.DEFINE_float("learning_rate", _DEFAULT.learning_rate, "train: Adam learning rate.")
 flags.DEFINE_integer("samples_per_generator", _DEFAULT.per_generator, "Images drawn from "
                      "each generator "
@@ -148,6 +152,7 @@ def _train():
     config = DetectorConfig(
         architecture=FLAGS.detector, augment=FLAGS.augment,
         augment_probability=FLAGS.augment_probability, epochs=FLAGS.epochs,
+        validation=FLAGS.validation,
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule, per_generator=FLAGS.samples_per_generator,
         seed=FLAGS.seed)

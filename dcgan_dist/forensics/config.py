@@ -16,6 +16,7 @@ ARCHITECTURES = ("cnn", "spectral", "spectral_residual", "npr",  # detectors.mak
                  "npr_spectral")
 AUGMENTATIONS = ("blur", "jpeg", "noise", "resize", "chain")  # perturbations.augment
 LR_SCHEDULES = ("constant", "cosine")
+VALIDATIONS = ("samples", "generators")  # what the validation split holds (training.py)
 
 # The held-out protocol's perturbations: name -> the steps applied in order, each
 # (kind, strength) of perturbations.perturb. "chain" is what sharing does to an image (a smaller
@@ -48,6 +49,7 @@ class DetectorConfig:
     lr_schedule: str = "cosine"               # or "constant"
     per_generator: int = 5000                 # images drawn from each generator
     val_fraction: float = 0.1                 # held out to set the threshold
+    validation: str = "samples"               # or "generators" (training.py)
     seed: int = 0
 
     def __post_init__(self):
@@ -69,6 +71,8 @@ class DetectorConfig:
                                      "positive."),
             (self.per_generator >= 1, f"--samples_per_generator={self.per_generator} "
                                       "must be at least 1."),
+            (self.validation in VALIDATIONS, f"--validation={self.validation} is "
+             f"unknown; use {' or '.join(VALIDATIONS)}."),
             (0 < self.val_fraction < 1, f"val_fraction={self.val_fraction} must be in "
                                         "(0, 1)."),
         ]
@@ -95,6 +99,7 @@ def run_flags(config, entries, generators, dataset, data_dir):
             "--epochs": config.epochs, "--batch_size": config.batch_size,
             "--learning_rate": config.learning_rate, "--lr_schedule": config.lr_schedule,
             "--samples_per_generator": config.per_generator, "--seed": config.seed,
+            "--validation": config.validation,
             "--workdirs": ",".join(entries), "--dataset": dataset,
             "--data_dir": data_dir or "", "generators": [g.name for g in generators]}
 

@@ -37,6 +37,53 @@ from dcgan_dist.forensics.config import RECORD_FILE
 from dcgan_dist.inference import detection
 
 
+def validation_generators(generators, val_fraction, seed):
+    """The indices of the pool's generators whose samples validate instead of train
+    (`--validation=generators`): a seeded tenth (val_fraction) of them, at least one,
+    and never all."""
+    count = min(len(generators) - 1, max(1, round(len(generators) * val_fraction)))
+    return set(np.random.default_rng(seed).permutation(len(generators))[:count].tolist())
+
+
+def images_and_validation(generators, builder, config, shape=shapes.DEFAULT_SHAPE):
+    """(uint8 images [N, *shape], labels: 1 real, 0 generated, V): the first V images
+    validate, the rest train, each part balanced and shuffled.
+
+    config.validation "samples": V is val_fraction of all, from every generator (unseen
+    samples of seen generators); "generators": the validation fakes are all the samples
+    of generators the detector never trains on (`validation_generators`), so the
+    threshold and the temperature are set on generators it did not see, as held-out
+    sets are, against as many real images.
+    """
+    seed = config.seed
+    if config.validation == "samples" or len(generators) < 2:
+        images, labels = training_images(generators, builder, config.per_generator, seed,
+                                         shape)
+        return images, labels, max(1, int(len(images) * config.val_fraction))
+    held = validation_generators(generators, config.val_fraction, seed)
+    val_fakes = np.concatenate([pool.samples(g, config.per_generator, 0, shape=shape)
+                                for i, g in enumerate(generators) if i in held])
+    train_fakes = np.concatenate([pool.samples(g, config.per_generator, 0, shape=shape)
+                                  for i, g in enumerate(generators) if i not in held])
+    real, _ = splits.load_split(builder, "train", shape)
+    rng = np.random.default_rng(seed)
+    real = real[rng.permutation(len(real))]
+    val_count = min(len(val_fakes), len(real) // 2)
+    parts = [_balanced(real[:val_count], val_fakes, rng),
+             _balanced(real[val_count:], train_fakes, rng)]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            len(parts[0][0]))
+
+
+def _balanced(real, fakes, rng):
+    """(images, labels) of as many real as generated images, shuffled."""
+    count = min(len(real), len(fakes))
+    images = np.concatenate([real[:count], fakes[rng.permutation(len(fakes))[:count]]])
+    labels = np.concatenate([np.ones(count, np.float32), np.zeros(count, np.float32)])
+    order = rng.permutation(len(images))
+    return images[order], labels[order]
+
+
 def training_images(generators, builder, per_generator, seed, shape=shapes.DEFAULT_SHAPE):
     """(uint8 images [N, *shape], labels: 1 real, 0 generated), balanced and shuffled;
     shape: the pool's, the real images fitted to it as training fitted them."""
@@ -44,13 +91,7 @@ def training_images(generators, builder, per_generator, seed, shape=shapes.DEFAU
                             for g in generators])
     real, _ = splits.load_split(builder, "train", shape)
     rng = np.random.default_rng(seed)
-    count = min(len(real), len(fakes))  # balanced: as many of each
-    real = real[rng.permutation(len(real))[:count]]
-    fakes = fakes[rng.permutation(len(fakes))[:count]]
-    images = np.concatenate([real, fakes])
-    labels = np.concatenate([np.ones(count, np.float32), np.zeros(count, np.float32)])
-    order = rng.permutation(len(images))
-    return images[order], labels[order]
+    return _balanced(real[rng.permutation(len(real))], fakes, rng)
 
 
 def _dataset(images, labels, batch_size, augment, seed, training, probability=0.5):
@@ -77,8 +118,7 @@ def train(config, strategy, generators, builder, out_dir, entries=(),
     if batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"--batch_size={batch_size} does not divide across "
                           f"{strategy.num_replicas_in_sync} replicas.")
-    images, labels = training_images(generators, builder, config.per_generator, seed, shape)
-    validation = max(1, int(len(images) * config.val_fraction))
+    images, labels, validation = images_and_validation(generators, builder, config, shape)
     if len(images) - validation < batch_size:
         raise DataError(f"the pool gives {len(images)} images, too few for a batch of "
                         f"{batch_size}; add generators or raise --samples_per_generator.")
@@ -121,6 +161,7 @@ def train(config, strategy, generators, builder, out_dir, entries=(),
               "pool": list(entries), "generators": [g.name for g in generators],
               "image_shape": [int(d) for d in shape],
               "images": int(len(images)), "validation_images": validation,
+              "validation_split": config.validation,
               "epochs": config.epochs, "lr_schedule": config.lr_schedule, "seed": seed,
               "threshold_logit": threshold,
               calibration.TEMPERATURE: fitted.temperature,
