@@ -186,3 +186,33 @@ def test_bad_inputs_exit_non_zero_with_one_sentence(trained_run, tmp_path):
         assert len(reasons) == 1 and message in reasons[0], (args, result.stderr[-2000:])
         assert "Traceback" not in result.stderr
         assert not (tmp_path / "det").exists()
+
+
+def test_validation_by_generators_holds_out_whole_generators(fashion_builder, tmp_path):
+    """--validation=generators: every validation fake comes from generators the detector
+    never trains on, the rest train, and each part is balanced against real images. Each
+    .npz generator here draws one grey level of its own (odd; real images are mostly
+    not), so a fake's value names its generator."""
+    from dcgan_dist.forensics import pool
+    from dcgan_dist.forensics.config import DetectorConfig
+    entries = []
+    for i in range(10):
+        path = tmp_path / f"g{i}.npz"
+        np.savez(path, images=np.full([50, 28, 28], 2 * i + 101, np.uint8))
+        entries.append(str(path))
+    generators = pool.parse(entries)
+    config = DetectorConfig(validation="generators", per_generator=50, seed=3)
+    held = training.validation_generators(generators, config.val_fraction, config.seed)
+    assert len(held) == 1 and training.validation_generators(generators, 0.99, 0) != set(
+        range(10))  # never all: something must train
+    images, labels, count = training.images_and_validation(generators, fashion_builder,
+                                                           config)
+    level = {2 * i + 101: i for i in range(10)}
+    val_fakes = {level[int(x[0, 0, 0])] for x in images[:count][labels[:count] == 0]}
+    train_fakes = {level[int(x[0, 0, 0])] for x in images[count:][labels[count:] == 0]}
+    assert val_fakes == held and not (train_fakes & held) and len(train_fakes) == 9
+    assert labels[:count].mean() == 0.5 and labels[count:].mean() == 0.5 and count == 100
+    # The old split takes the validation images from every generator.
+    images, labels, count = training.images_and_validation(
+        generators, fashion_builder, DetectorConfig(per_generator=50, seed=3))
+    assert len({int(x[0, 0, 0]) for x in images[:count][labels[:count] == 0]}) > 5
