@@ -38,12 +38,12 @@ DEFAULT_PERTURBATIONS = ("none", "blur0.5", "blur1", "blur2", "downup0.5", "jpeg
 class DetectorConfig:
     """How to train a detector, checked when built. Defaults are the detector that
     measured best on held-out generators (docs/forensics.md): the residual spectrum,
-    augmented with every perturbation, 15 epochs on a cosine schedule."""
+    augmented with every perturbation and the chain, 12 epochs on a cosine schedule."""
 
     architecture: str = "spectral_residual"   # detectors.make_detector
-    augment: tuple = ("blur", "jpeg", "noise", "resize")  # each on half the images
+    augment: tuple = ("blur", "jpeg", "noise", "resize", "chain")  # each on half the images
     augment_probability: float = 0.5          # of each augmentation, per image
-    epochs: int = 15
+    epochs: int = 12
     batch_size: int = 256                     # global
     learning_rate: float = 1e-3               # Adam's, before the schedule
     lr_schedule: str = "cosine"               # or "constant"
