@@ -13,7 +13,8 @@ import tensorflow as tf
 from conftest import COLOUR_STEPS, assert_export_scores_as_checkpoint, run_cli
 from dcgan_dist.data import sources, splits
 from dcgan_dist.forensics import detectors, perturbations, training
-from dcgan_dist.forensics.config import ARCHITECTURES, AUGMENTATIONS, PERTURBATIONS
+from dcgan_dist.forensics.config import (ARCHITECTURES, AUGMENTATIONS,
+                                         DEFAULT_PERTURBATIONS, PERTURBATIONS)
 
 COLOUR_SIZE = 32
 
@@ -41,7 +42,7 @@ def test_a_colour_run_trains_exports_and_evaluates(colour_runs, size, detector, 
     record = json.loads((det / training.RECORD_FILE).read_text())
     assert record["architecture"] == detector
     assert record["image_shape"] == [size, size, 3]
-    assert record["augment"] == ["blur", "jpeg", "noise", "resize"]
+    assert record["augment"] == list(AUGMENTATIONS)  # the default: every one
     assert record["images"] == 2 * 40  # the 40 real training icons, 40 fakes
     # Where dcgan_dist.detect looks: export.json in the exported folder.
     exported = json.loads((export_dir / "export.json").read_text())
@@ -60,7 +61,7 @@ def test_a_colour_run_trains_exports_and_evaluates(colour_runs, size, detector, 
                         "--num_real=20", f"--output={output}")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(output.read_text())
-    perturbations = ("none", "jpeg75", "blur1", "noise5")
+    perturbations = DEFAULT_PERTURBATIONS
     assert {(r["set"], r["perturbation"], r["scorer"]) for r in rows} == {
         (s, p, c) for s in ("same", "later") for p in perturbations
         for c in (str(det), "discriminator")}
@@ -74,7 +75,7 @@ def test_a_colour_run_trains_exports_and_evaluates(colour_runs, size, detector, 
     same = {r["perturbation"]: r["auc"] for r in rows
             if r["set"] == "same" and r["scorer"] == str(det)}
     assert len(same) == len(perturbations) and min(same.values()) >= 0.9, same
-    assert "| later | noise5 |" in result.stdout
+    assert "| later | chain |" in result.stdout
 
 
 def test_shapes_that_differ_are_refused(colour_runs, tfds_dir, tmp_path):
