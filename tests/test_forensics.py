@@ -214,5 +214,6 @@ def test_validation_by_generators_holds_out_whole_generators(fashion_builder, tm
     assert labels[:count].mean() == 0.5 and labels[count:].mean() == 0.5 and count == 100
     # The old split takes the validation images from every generator.
     images, labels, count = training.images_and_validation(
-        generators, fashion_builder, DetectorConfig(per_generator=50, seed=3))
+        generators, fashion_builder, DetectorConfig(per_generator=50, seed=3,
+                                                    validation="samples"))
     assert len({int(x[0, 0, 0]) for x in images[:count][labels[:count] == 0]}) > 5

@@ -38,7 +38,8 @@ DEFAULT_PERTURBATIONS = ("none", "blur0.5", "blur1", "blur2", "downup0.5", "jpeg
 class DetectorConfig:
     """How to train a detector, checked when built. Defaults are the detector that
     measured best on held-out generators (docs/forensics.md): the residual spectrum,
-    augmented with every perturbation and the chain, 12 epochs on a cosine schedule."""
+    augmented with every perturbation and the chain, 12 epochs on a cosine schedule,
+    validated on generators it does not train on."""
 
     architecture: str = "spectral_residual"   # detectors.make_detector
     augment: tuple = ("blur", "jpeg", "noise", "resize", "chain")  # each on half the images
@@ -49,7 +50,7 @@ class DetectorConfig:
     lr_schedule: str = "cosine"               # or "constant"
     per_generator: int = 5000                 # images drawn from each generator
     val_fraction: float = 0.1                 # held out to set the threshold
-    validation: str = "samples"               # or "generators" (training.py)
+    validation: str = "generators"            # or "samples" (training.py)
     seed: int = 0
 
     def __post_init__(self):
