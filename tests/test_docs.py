@@ -66,11 +66,13 @@ def test_every_command_has_flags(command_flags):
 
 
 def _script_flags():
-    """Flags of benchmarks/*.py (absl) and launch/*.py (argparse): docs name them too."""
+    """Flags of benchmarks/*.py (absl or argparse) and launch/*.py (argparse): docs name
+    them too."""
     names = set()
     for path in glob.glob(os.path.join(ROOT, "benchmarks", "*.py")):
         names |= set(re.findall(r"DEFINE_\w+\(\s*[\"'](\w+)[\"']", _read(path)))
-    for path in glob.glob(os.path.join(ROOT, "launch", "*.py")):
+    for path in glob.glob(os.path.join(ROOT, "launch", "*.py")) + glob.glob(
+            os.path.join(ROOT, "benchmarks", "*.py")):  # article.py's are argparse's
         names |= set(re.findall(r"add_argument\(\s*[\"']--(\w+)[\"']", _read(path)))
     return names
 

@@ -48,7 +48,8 @@ def test_blur_keeps_a_flat_image_and_its_mean():
 
 @pytest.mark.parametrize("probability, changed", [(0.0, False), (1.0, True)])
 def test_the_chain_augmentation_applies_at_its_probability(probability, changed):
-    tf.random.set_seed(0)
+    # No tf.random.set_seed here: a global seed of 0 left in this worker breaks the
+    # tensor shuffle seeds of pipeline.py's tests that run after it.
     image = tf.constant(_garment(1))
     out = perturbations.augment(image, ["chain"], probability=probability)
     assert (_error(out, image) > 0) == changed
