@@ -1,7 +1,9 @@
 """Training a detector: real training images against a pool's samples, balanced, under a
 tf.distribute strategy (Keras `fit`), with TensorBoard summaries, a checkpoint per epoch
 (`BackupAndRestore`: an interrupted run resumes at its last epoch), and a validation
-split from the same generators and real images on which the decision threshold is set.
+split on which the decision threshold is set: every sample of a tenth of the generators,
+which the detector never trains on (`--validation=generators`, the default), or unseen
+samples of every generator (`samples`; what a pool of one generator always gets).
 
 OUT_DIR holds `detector.json` (architecture, augmentations, pool, image shape,
 threshold, calibration, validation metrics; written whole, last), `checkpoints/` (the
