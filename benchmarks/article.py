@@ -156,7 +156,7 @@ def _train_and_sample(train_images, args):
 
     import numpy as np
 
-    from dcgan_dist import files
+    from dcgan_dist import files, images as image_utils
     if not args.samples:
         sys.exit("--train_epochs needs --samples, the .npz to write the images to.")
     tf.keras.utils.set_random_seed(args.seed)  # weights, shuffling and noise
@@ -169,11 +169,11 @@ def _train_and_sample(train_images, args):
             train_step(image_batch)
         print(f"article | epoch {epoch + 1}: {time.time() - start:.1f} s", flush=True)
     noise = tf.random.stateless_normal([args.num_samples, NOISE_DIM], seed=[args.seed, 1])
-    images = np.concatenate([generator(noise[i:i + 1000], training=False).numpy()
-                             for i in range(0, args.num_samples, 1000)])
-    # As dcgan_dist.generate quantizes (sampling.images_to_uint8): no detector can tell
-    # these fakes by their range or rounding.
-    images = np.clip(np.round(images * 127.5 + 127.5), 0, 255).astype(np.uint8)
+    # Quantized as real images are stored: no detector can tell these fakes by their
+    # range or rounding.
+    images = image_utils.to_uint8(np.concatenate(
+        [generator(noise[i:i + 1000], training=False).numpy()
+         for i in range(0, args.num_samples, 1000)]))
     buffer = io.BytesIO()
     np.savez(buffer, images=images[..., 0])
     os.makedirs(os.path.dirname(os.path.abspath(args.samples)), exist_ok=True)

@@ -156,7 +156,8 @@ def make_resize_conv_generator_model(sync_batch_norm=False, dtype=None, seed=0,
     """Nearest-neighbour upsampling then a convolution in place of each transposed
     convolution (Odena et al. 2016's remedy for checkerboard artefacts): the same
     widths, kernels and layer count, another family of upsampling artefacts.
-    `--generator=resize_conv`; a held-out family of the forensics protocol."""
+    `--generator=resize_conv`; one of the families of the forensics protocol
+    (docs/forensics.md)."""
     return _upsample_then_conv("nearest", sync_batch_norm, dtype, seed, image_shape,
                                num_classes, conditioning)
 
